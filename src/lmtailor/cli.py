@@ -1,0 +1,221 @@
+"""The `lmtailor` command line: parses options into a stage config and calls the stage's `run`. Nothing else.
+
+Precedence: defaults < `--config` YAML (the stage's section of a recipe, or a flat file) < command-line flags.
+User errors (`LmtailorError`) print one clear message and exit with status 2; nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from lmtailor import __version__
+from lmtailor.config import load_config
+from lmtailor.errors import LmtailorError
+
+app = typer.Typer(help="lmtailor: turn a domain's text into a small, fast, professional language model.", add_completion=False)
+terms_app = typer.Typer(help="Mine domain terms and merge glossaries.")
+tokenizer_app = typer.Typer(help="Train and evaluate domain tokenizers.")
+app.add_typer(terms_app, name="terms")
+app.add_typer(tokenizer_app, name="tokenizer")
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file with this stage's fields (a recipe section).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")]
+OverwriteOpt = Annotated[bool | None, typer.Option("--overwrite/--no-overwrite", help="Replace an existing output.")]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed.")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+    )
+
+
+def _run(stage: str, section: str, config_path: Path | None, **overrides: Any) -> Path:
+    """Build the stage config, run it, and turn user errors into a message and exit status 2."""
+    from importlib import import_module
+
+    module_name, cls_name, fn_name = STAGES[stage]
+    module = import_module(module_name)
+    try:
+        config = load_config(getattr(module, cls_name), config_path, section=section if config_path else None, **overrides)
+        out = getattr(module, fn_name)(config)
+    except LmtailorError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"[green]wrote[/] {out}")
+    return out
+
+
+STAGES = {
+    "corpus": ("lmtailor.corpus", "CorpusConfig", "run"),
+    "terms.mine": ("lmtailor.terms", "MineConfig", "run_mine"),
+    "terms.merge": ("lmtailor.terms", "MergeConfig", "run_merge"),
+    "tokenizer.train": ("lmtailor.tokenizer", "TokenizerTrainConfig", "run_train"),
+    "tokenizer.eval": ("lmtailor.tokenizer", "TokenizerEvalConfig", "run_eval"),
+}
+
+
+def _paths(values: list[Path] | None) -> list[Path] | None:
+    return list(values) if values else None
+
+
+@app.command("corpus")
+def corpus_cmd(
+    inputs: Annotated[list[Path] | None, typer.Argument(help="Files or folders of documents (.txt .md .jsonl .csv).")] = None,
+    out: OutOpt = None,
+    text_field: Annotated[str | None, typer.Option(help="jsonl field holding the text.")] = None,
+    csv_column: Annotated[str | None, typer.Option(help="csv column holding the text.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Force one encoding for every file (default: detect).")] = None,
+    unit: Annotated[str | None, typer.Option(help="Record unit: paragraph or sentence.")] = None,
+    max_chars: Annotated[int | None, typer.Option(help="Longest record; longer paragraphs are cut at sentences.")] = None,
+    near_dup_threshold: Annotated[float | None, typer.Option(help="MinHash Jaccard threshold for near-duplicate documents.")] = None,
+    split_ratios: Annotated[str | None, typer.Option(help="train,dev,test ratios, e.g. 0.9,0.05,0.05.")] = None,
+    config: ConfigOpt = None,
+    overwrite: OverwriteOpt = None,
+    seed: SeedOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Read, clean, de-duplicate and split documents into a corpus folder (sharded jsonl + stats.json)."""
+    ratios = [float(x) for x in split_ratios.split(",")] if split_ratios else None
+    _run(
+        "corpus", "corpus", config, inputs=_paths(inputs), out_dir=out, text_field=text_field, csv_column=csv_column,
+        encoding=encoding, unit=unit, max_chars=max_chars, near_dup_threshold=near_dup_threshold,
+        split_ratios=ratios, overwrite=overwrite, seed=seed, show_progress=progress,
+    )  # fmt: skip
+
+
+@terms_app.command("mine")
+def terms_mine_cmd(
+    inputs: Annotated[list[Path] | None, typer.Argument(help="Corpus folder(s) or raw text files/folders.")] = None,
+    out: OutOpt = None,
+    max_terms: Annotated[int | None, typer.Option(help="Keep at most this many terms.")] = None,
+    min_freq: Annotated[int | None, typer.Option(help="Minimum occurrences of a candidate.")] = None,
+    config: ConfigOpt = None,
+    overwrite: OverwriteOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Rank candidate domain terms against general-language frequencies; writes terms.tsv."""
+    _run(
+        "terms.mine", "terms_mine", config, inputs=_paths(inputs), out_dir=out, max_terms=max_terms,
+        min_freq=min_freq, overwrite=overwrite, show_progress=progress,
+    )  # fmt: skip
+
+
+@terms_app.command("merge")
+def terms_merge_cmd(
+    inputs: Annotated[list[Path] | None, typer.Argument(help="Mined terms.tsv files, glossaries (in priority order).")] = None,
+    out: OutOpt = None,
+    max_terms: Annotated[int | None, typer.Option(help="Keep at most this many terms.")] = None,
+    corpus: Annotated[list[Path] | None, typer.Option(help="Keep only terms that occur in this corpus.")] = None,
+    min_corpus_freq: Annotated[int | None, typer.Option(help="Minimum occurrences in --corpus.")] = None,
+    config: ConfigOpt = None,
+    overwrite: OverwriteOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Combine mined term lists and user glossaries: normalised, de-duplicated, capped; writes terms.tsv."""
+    _run(
+        "terms.merge", "terms_merge", config, inputs=_paths(inputs), out_dir=out, max_terms=max_terms,
+        corpus=_paths(corpus), min_corpus_freq=min_corpus_freq, overwrite=overwrite, show_progress=progress,
+    )  # fmt: skip
+
+
+@tokenizer_app.command("train")
+def tokenizer_train_cmd(
+    inputs: Annotated[list[Path] | None, typer.Argument(help="Corpus folder(s) or raw text files/folders.")] = None,
+    out: OutOpt = None,
+    algorithm: Annotated[str | None, typer.Option(help="bpe, unigram or wordpiece.")] = None,
+    vocab_size: Annotated[int | None, typer.Option(help="Target vocabulary size, all tokens included.")] = None,
+    terms: Annotated[list[Path] | None, typer.Option("--terms", help="Glossary of protected terms (repeatable).")] = None,
+    max_terms: Annotated[int | None, typer.Option(help="Protect at most this many terms.")] = None,
+    lowercase: Annotated[bool | None, typer.Option("--lowercase/--cased", help="Lowercase text first.")] = None,
+    character_coverage: Annotated[float | None, typer.Option(help="Share of characters the alphabet covers.")] = None,
+    split: Annotated[str | None, typer.Option(help="Split of a corpus folder to train on.")] = None,
+    config: ConfigOpt = None,
+    overwrite: OverwriteOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Train a BPE/Unigram/WordPiece tokenizer with protected terms; writes an HF tokenizer folder."""
+    _run(
+        "tokenizer.train", "tokenizer_train", config, inputs=_paths(inputs), out_dir=out, algorithm=algorithm,
+        vocab_size=vocab_size, terms=_paths(terms), max_terms=max_terms, lowercase=lowercase,
+        character_coverage=character_coverage, split=split, overwrite=overwrite, show_progress=progress,
+    )  # fmt: skip
+
+
+@tokenizer_app.command("eval")
+def tokenizer_eval_cmd(
+    tokenizer: Annotated[Path | None, typer.Argument(help="Tokenizer folder to evaluate.")] = None,
+    inputs: Annotated[list[Path] | None, typer.Argument(help="Held-out corpus folder or text files/folders.")] = None,
+    out: OutOpt = None,
+    reference: Annotated[str | None, typer.Option(help="Reference tokenizer folder (default: MiniLM's WordPiece).")] = None,
+    terms: Annotated[list[Path] | None, typer.Option("--terms", help="Glossary whose integrity is measured.")] = None,
+    max_terms: Annotated[int | None, typer.Option(help="Measure at most this many terms.")] = None,
+    split: Annotated[str | None, typer.Option(help="Split of a corpus folder to evaluate on.")] = None,
+    max_texts: Annotated[int | None, typer.Option(help="Evaluate on at most this many records.")] = None,
+    config: ConfigOpt = None,
+    overwrite: OverwriteOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Coverage, fertility, UNK and term integrity side by side with a reference tokenizer."""
+    out_dir = _run(
+        "tokenizer.eval", "tokenizer_eval", config, tokenizer=tokenizer, inputs=_paths(inputs), out_dir=out,
+        reference=reference, terms=_paths(terms), max_terms=max_terms, split=split, max_texts=max_texts,
+        overwrite=overwrite, show_progress=progress,
+    )  # fmt: skip
+    _print_eval(out_dir / "eval.json")
+
+
+def _print_eval(path: Path) -> None:
+    from lmtailor.tokenizer.report import table_rows
+
+    report = json.loads(path.read_text(encoding="utf-8"))
+    table = Table(title="tokenizer vs reference")
+    table.add_column("metric")
+    for name in report["results"]:
+        table.add_column(name, justify="right")
+    for row in table_rows(report["results"]):
+        table.add_row(*row)
+    Console().print(table)
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo's outputs.")] = Path("demo-out"),
+    progress: ProgressOpt = True,
+) -> None:
+    """Run every existing stage on the built-in default corpus: licence texts found on this machine."""
+    from lmtailor.demo import run_demo
+
+    try:
+        outputs = run_demo(out, show_progress=progress)
+    except LmtailorError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    _print_eval(outputs["evaluation"] / "eval.json")
+    typer.echo((outputs["evaluation"] / "eval.md").read_text(encoding="utf-8").split("## Examples", 1)[-1])
+    for name, path in outputs.items():
+        typer.echo(f"{name:>11}: {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,66 @@
+"""The base of every stage's configuration: strict pydantic models whose field descriptions are the CLI help.
+
+Precedence is defaults < recipe YAML < command-line flags; `load_config` does the first two and the CLI adds the
+flags. Validation errors are turned into a `ConfigError` that names the field, the bad value and what is accepted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lmtailor.errors import ConfigError, InputNotFoundError
+
+C = TypeVar("C", bound="StageConfig")
+
+
+class StageConfig(BaseModel):
+    """Fields shared by every stage: where the output goes, whether to overwrite, the seed, progress bars."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    out_dir: Path = Field(description="Output folder this stage writes (created atomically; see --overwrite).")
+    overwrite: bool = Field(False, description="Replace an existing output folder instead of refusing.")
+    seed: int = Field(0, description="Random seed; the same inputs and seed give the same outputs on CPU.")
+    show_progress: bool = Field(True, description="Show progress bars (switch off in tests and CI logs).")
+
+    @classmethod
+    def build(cls: type[C], **values: Any) -> C:
+        """Validate `values` into this config, raising a `ConfigError` that names each bad field."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(cls.__name__, exc)) from None
+
+
+def format_validation_error(where: str, exc: ValidationError) -> str:
+    """One line per bad field: the field path, the value given, and pydantic's statement of what is accepted."""
+    lines = [f"invalid {where}:"]
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(config)"
+        given = err.get("input")
+        shown = repr(given) if not isinstance(given, dict) else "{...}"
+        lines.append(f"  - {field} = {shown}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(cls: type[C], path: Path | None = None, section: str | None = None, **overrides: Any) -> C:
+    """Defaults < YAML file (optionally one `section` of it) < explicit overrides (None means 'not given')."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        if not Path(path).is_file():
+            raise InputNotFoundError(f"config file {path} does not exist; pass the path of a YAML recipe.")
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if section is not None:
+            loaded = loaded.get(section, {}) if isinstance(loaded, dict) else {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of field: value, got {type(loaded).__name__}.")
+        values.update(loaded)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return cls.build(**values)

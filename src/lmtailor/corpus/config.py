@@ -1,0 +1,96 @@
+"""`CorpusConfig`: every knob of the corpus stage, validated, with descriptions that double as CLI help."""
+
+from __future__ import annotations
+
+import codecs
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from lmtailor.config import StageConfig
+from lmtailor.corpus.readers import ReadOptions
+
+SPLITS: tuple[str, str, str] = ("train", "dev", "test")
+
+
+class CorpusConfig(StageConfig):
+    """Configuration of Stage 1, `lmtailor corpus`: raw documents in, clean de-duplicated split corpus out."""
+
+    inputs: list[Path] = Field(
+        min_length=1,
+        description="Files or folders to read (folders recursively, in sorted order): .txt, .md, .jsonl, .csv.",
+    )
+    text_field: str = Field("text", description="Field of each .jsonl line that holds the document text.")
+    id_field: str | None = Field(
+        None, description="Field (.jsonl) or column (.csv) with a document id; default: the line number is used."
+    )
+    csv_column: str = Field("text", description="Column of .csv files that holds the document text.")
+    encoding: str | None = Field(
+        None, description="Force this text encoding for every file (e.g. cp1252) instead of detecting it per file."
+    )
+    strip_markdown: Literal["auto"] | bool = Field(
+        "auto",
+        description="Remove Markdown markup (front matter, headings, links, tags): auto = for .md files only.",
+    )
+    nfkc: bool = Field(True, description="Apply Unicode NFKC normalisation (full-width ASCII becomes half-width).")
+    unit: Literal["paragraph", "sentence"] = Field(
+        "paragraph", description="What one output record is: a paragraph (cut at sentences if long) or a sentence."
+    )
+    max_chars: int = Field(2000, ge=16, description="Longest record; longer paragraphs are cut at sentence ends.")
+    min_chars: int = Field(1, ge=1, description="Shortest record kept; shorter records are dropped and counted.")
+    dedup_exact: bool = Field(True, description="Drop records whose normalised text was already written.")
+    near_dup_threshold: float | None = Field(
+        0.8,
+        description="Jaccard similarity (MinHash) above which a document is dropped as a near-duplicate of an "
+        "earlier one; 0 or null disables near-duplicate removal.",
+    )
+    num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations (more: more exact, slower).")
+    split_ratios: list[float] = Field(
+        [0.9, 0.05, 0.05], description="Shares of documents for train, dev and test; must sum to 1 (zeros allowed)."
+    )
+    shard_records: int = Field(100_000, ge=1, description="Records per output shard file part-NNNNN.jsonl.")
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs_nonempty(cls, value: list[Path]) -> list[Path]:
+        if not value:
+            raise ValueError("give at least one input file or folder")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}; use a Python codec name such as utf-8, gb18030, cp1252") from None
+
+    @field_validator("near_dup_threshold")
+    @classmethod
+    def _threshold_range(cls, value: float | None) -> float | None:
+        if value is None or value == 0:
+            return None  # 0 and None both mean "off"; keep one spelling downstream
+        if not 0 < value <= 1:
+            raise ValueError("must be in (0, 1], or 0/null to disable near-duplicate removal")
+        return value
+
+    @field_validator("split_ratios")
+    @classmethod
+    def _ratios_sum_to_one(cls, value: list[float]) -> list[float]:
+        if len(value) != len(SPLITS):
+            raise ValueError(f"give exactly {len(SPLITS)} shares, for {', '.join(SPLITS)}")
+        if any(r < 0 for r in value):
+            raise ValueError("shares must be >= 0")
+        if not math.isclose(sum(value), 1.0, abs_tol=1e-6):
+            raise ValueError(f"shares must sum to 1, they sum to {sum(value):g}")
+        return value
+
+    def read_options(self) -> ReadOptions:
+        """The subset of this config that the file readers need."""
+        return ReadOptions(
+            text_field=self.text_field, id_field=self.id_field, csv_column=self.csv_column, encoding=self.encoding
+        )

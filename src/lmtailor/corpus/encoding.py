@@ -1,0 +1,133 @@
+"""Per-file text encoding detection, and the test that tells text from binary.
+
+Supported without being told: UTF-8 (with or without BOM), UTF-16 (with a BOM, or BOM-less LE/BE recognised from
+where the NUL bytes fall) and GB18030 (a superset of GBK/GB2312). Anything else is refused with a message that
+names the file and the fix, because guessing a legacy code page silently mangles text. charset-normalizer is only
+asked for a *suggestion* to put into that message, never to decode: its guesses on short samples are too often
+wrong to trust unseen.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from lmtailor.corpus.normalize import bad_char_share
+
+SAMPLE_BYTES = 1 << 20
+# Share of NULs in one byte lane above which (with the other lane nearly NUL-free) we read UTF-16 without a BOM.
+_UTF16_NUL_LANE = 0.2
+_UTF16_OTHER_LANE = 0.02
+# Decoded text with more than this share of control, unassigned or private-use characters is not text.
+BINARY_SHARE = 0.01
+# GB18030 decodes many byte sequences; real Chinese text is mostly Han and CJK punctuation, so ask for that.
+_GB_MIN_CJK_SHARE = 0.6
+_CJK_LIKE = re.compile(r"[\u2000-\u206f\u2460-\u27bf\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """The result of looking at the start of a file: an encoding to decode with, or why not."""
+
+    encoding: str | None
+    reason: str = ""  # short, countable: "binary" or "undecodable"
+    detail: str = ""  # the sentence a user reads: what is wrong and what to do
+
+
+def _decodes(data: bytes, encoding: str, final: bool) -> str | None:
+    """`data` decoded strictly, or None. With final=False a multi-byte character cut off at the end is fine."""
+    try:
+        return codecs.getincrementaldecoder(encoding)(errors="strict").decode(data, final=final)
+    except UnicodeDecodeError:
+        return None
+
+
+def _utf16_lane(sample: bytes) -> str | None:
+    """'utf-16-le'/'utf-16-be' when NULs sit in one byte lane only (ASCII-range text in UTF-16), else None."""
+    even, odd = sample[0::2], sample[1::2]
+    if not even or not odd:
+        return None
+    nul_even, nul_odd = even.count(0) / len(even), odd.count(0) / len(odd)
+    if nul_odd >= _UTF16_NUL_LANE and nul_even <= _UTF16_OTHER_LANE:
+        return "utf-16-le"
+    if nul_even >= _UTF16_NUL_LANE and nul_odd <= _UTF16_OTHER_LANE:
+        return "utf-16-be"
+    return None
+
+
+def _suggestion(sample: bytes) -> str:
+    """The fix to print for an unreadable file, naming the encoding charset-normalizer thinks it is."""
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(sample[:65536]).best()
+        guess = best.encoding if best is not None else None
+    except Exception:  # a suggestion must never turn a skip into a crash
+        guess = None
+    if guess and guess.replace("_", "-") not in ("utf-8", "ascii", "gb18030"):
+        return f"re-save it as UTF-8, or pass --encoding {guess.replace('_', '-')} if that is its encoding"
+    return "re-save it as UTF-8, or pass --encoding with its real encoding (e.g. cp1252)"
+
+
+def _check_text(path: Path, text: str, encoding: str) -> Sniffed:
+    share = bad_char_share(text)
+    if share > BINARY_SHARE:
+        return Sniffed(
+            None, "binary", f"{path}: {share:.1%} control/unassigned characters when read as {encoding}; "
+            "this looks like a binary file, convert it to plain text first"
+        )
+    return Sniffed(encoding)
+
+
+def _gb18030_plausible(text: str) -> bool:
+    non_ascii = sum(1 for ch in text if ord(ch) > 0x7F)
+    return non_ascii == 0 or len(_CJK_LIKE.findall(text)) / non_ascii >= _GB_MIN_CJK_SHARE
+
+
+def sniff_bytes(path: Path, sample: bytes, whole: bool) -> Sniffed:
+    """Decide how to decode a file from its first bytes (`whole`: the sample is the entire file)."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return _check_text(path, _decodes(sample, "utf-8-sig", whole) or "", "utf-8-sig")
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = _decodes(sample[: len(sample) - len(sample) % 2], "utf-16", whole)
+        if text is not None:
+            return _check_text(path, text, "utf-16")
+    if b"\x00" in sample:
+        lane = _utf16_lane(sample)
+        text = _decodes(sample[: len(sample) - len(sample) % 2], lane, whole) if lane else None
+        if text is None:
+            return Sniffed(None, "binary", f"{path}: contains NUL bytes and is not UTF-16; not a text file")
+        return _check_text(path, text, lane)
+    text = _decodes(sample, "utf-8", whole)
+    if text is not None:
+        return _check_text(path, text, "utf-8")
+    text = _decodes(sample, "gb18030", whole)
+    if text is not None and _gb18030_plausible(text):
+        return _check_text(path, text, "gb18030")
+    return Sniffed(
+        None, "undecodable", f"{path}: not valid UTF-8, UTF-16 or GB18030; {_suggestion(sample)}"
+    )
+
+
+def sniff_file(path: Path, override: str | None = None) -> Sniffed:
+    """How to decode `path`: `override` if given (still checked for binary content), else detected."""
+    with open(path, "rb") as fh:
+        sample = fh.read(SAMPLE_BYTES)
+        whole = not fh.read(1)
+    if override is not None:
+        text = _decodes(sample, override, whole)
+        if text is None:
+            detail = f"{path}: not valid {override} (from --encoding); {_suggestion(sample)}"
+            return Sniffed(None, "undecodable", detail)
+        return _check_text(path, text, override)
+    return sniff_bytes(path, sample, whole)
+
+
+def decode_failure(path: Path, encoding: str, exc: UnicodeDecodeError) -> str:
+    """The message for a decode error found mid-file, after the start of the file looked fine."""
+    return (
+        f"{path}: invalid {encoding} bytes ({exc.reason}) part-way through; the whole "
+        "document was discarded; re-save it as UTF-8 or pass --encoding with its real encoding"
+    )

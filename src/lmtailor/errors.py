@@ -1,0 +1,28 @@
+"""The exceptions a user can cause, so the CLI can show them as one clear line instead of a traceback.
+
+Every message names the input, what was wrong with it, and what to do about it.
+"""
+
+
+class LmtailorError(Exception):
+    """Base class: an error caused by the user's input or configuration, not a bug."""
+
+
+class InputNotFoundError(LmtailorError):
+    """A path the user gave does not exist."""
+
+
+class EmptyInputError(LmtailorError):
+    """An input exists but yields nothing to work with (no documents, no text, no terms)."""
+
+
+class InputFormatError(LmtailorError):
+    """An input is in a format lmtailor cannot read (malformed line, wrong encoding, unknown field)."""
+
+
+class ConfigError(LmtailorError):
+    """A configuration value is invalid or impossible (e.g. a vocabulary too small for its alphabet)."""
+
+
+class OutputExistsError(LmtailorError):
+    """The output folder exists and overwriting was not allowed."""

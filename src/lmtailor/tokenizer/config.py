@@ -1,0 +1,55 @@
+"""Configuration of `lmtailor tokenizer train` and `lmtailor tokenizer eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from lmtailor.config import StageConfig
+
+
+class TokenizerTrainConfig(StageConfig):
+    """Train a domain tokenizer (HF tokenizers) to a target vocabulary size, with protected terms kept whole."""
+
+    inputs: list[Path] = Field(description="Corpus folder(s) from `lmtailor corpus` or raw text files/folders.")
+    split: str = Field("train", description="Which split of a corpus folder to train on.")
+    algorithm: Literal["bpe", "unigram", "wordpiece"] = Field("bpe", description="Subword model to train.")
+    vocab_size: int = Field(8000, ge=300, description="Target vocabulary size, all tokens included.")
+    terms: list[Path] = Field(
+        default_factory=list, description="Glossaries of protected terms (terms.tsv, one term a line, term<TAB>freq)."
+    )
+    max_terms: int | None = Field(None, ge=0, description="Protect at most this many terms (in glossary order).")
+    lowercase: bool = Field(True, description="Lowercase text before tokenising (like uncased BERT).")
+    character_coverage: float = Field(
+        0.9999,
+        gt=0.9,
+        le=1.0,
+        description="Share of character occurrences the alphabet must cover; rarer characters use byte fallback.",
+    )
+    min_frequency: int = Field(2, ge=1, description="Minimum count of a pair to be merged (BPE/WordPiece).")
+    max_token_length: int = Field(16, ge=2, description="Longest token, in characters.")
+    model_max_length: int = Field(512, ge=8, description="Longest sequence the tokenizer's models accept.")
+
+    @field_validator("inputs")
+    @classmethod
+    def _non_empty(cls, v: list[Path]) -> list[Path]:
+        if not v:
+            raise ValueError("give at least one input folder or file")
+        return v
+
+
+class TokenizerEvalConfig(StageConfig):
+    """Compare a tokenizer with a reference tokenizer on held-out text."""
+
+    tokenizer: Path = Field(description="Tokenizer folder to evaluate (from `lmtailor tokenizer train` or any HF).")
+    inputs: list[Path] = Field(description="Held-out text: a corpus folder or raw text files/folders.")
+    split: str = Field("test", description="Which split of a corpus folder to evaluate on.")
+    reference: str | None = Field(
+        None, description="Reference tokenizer folder or installed model; default: all-MiniLM-L6-v2's WordPiece."
+    )
+    terms: list[Path] = Field(default_factory=list, description="Glossaries whose term integrity is measured.")
+    max_terms: int | None = Field(None, ge=0, description="Measure at most this many terms (in glossary order).")
+    max_texts: int | None = Field(None, ge=1, description="Evaluate on at most this many records.")
+    examples: int = Field(5, ge=0, description="Example sentences shown tokenised by both tokenizers.")

@@ -1,0 +1,71 @@
+import pytest
+
+from lmtailor.errors import ConfigError, EmptyInputError
+from lmtailor.tokenizer.config import TokenizerTrainConfig
+from lmtailor.tokenizer.train import train_tokenizer
+
+CORPUS = [
+    "因不可抗力不能履行合同的，根据不可抗力的影响，部分或者全部免除责任。",
+    "急性心肌梗死患者应当立即治疗，心肌梗死是常见病。",
+    "The force majeure clause, the indemnification clause and the governing law clause apply.",
+] * 50
+TERMS = ["不可抗力", "心肌梗死", "急性心肌梗死", "force majeure", "indemnification", "law"]
+
+
+def _cfg(**kw) -> TokenizerTrainConfig:
+    return TokenizerTrainConfig(inputs=["unused"], out_dir="unused", show_progress=False, **({"vocab_size": 500} | kw))
+
+
+def test_bpe_known_answer():
+    tok, report = train_tokenizer(CORPUS, TERMS, _cfg(algorithm="bpe"))
+    enc = tok.encode("The force majeure clause; 因不可抗力不能履行", add_special_tokens=False)
+    assert enc.tokens == ["▁the", "▁force▁majeure", "▁clause", "<0x3B>", "▁", "因", "不可抗力", "不能履行"]
+    assert report["protected_as_vocab_words"] == 2 and report["protected_as_added_tokens"] == 4
+
+
+@pytest.mark.parametrize("algorithm", ["bpe", "unigram", "wordpiece"])
+def test_protected_terms_are_one_token_wherever_they_occur(algorithm):
+    tok, _ = train_tokenizer(CORPUS, TERMS, _cfg(algorithm=algorithm))
+    cases = {
+        "急性心肌梗死和心肌梗死": ["急性心肌梗死", "心肌梗死"],
+        "前不可抗力后": ["不可抗力"],
+        "A Force Majeure event": ["force majeure"],
+        "(indemnification)": ["indemnification"],
+    }
+    for text, terms in cases.items():
+        enc = tok.encode(text, add_special_tokens=False)
+        pieces = [text[a:b].strip().lower() for a, b in enc.offsets]
+        for term in terms:
+            assert term in pieces, (algorithm, text, enc.tokens)
+
+
+def test_bpe_protects_single_words_only_as_whole_words():
+    # Added tokens would match "law" inside "lawyer"; vocabulary words only match a whole pre-token.
+    tok, _ = train_tokenizer(CORPUS, TERMS, _cfg(algorithm="bpe"))
+    assert "▁law" not in tok.encode("the lawyer", add_special_tokens=False).tokens
+    assert "▁law" in tok.encode("the law", add_special_tokens=False).tokens
+
+
+@pytest.mark.parametrize("algorithm", ["bpe", "unigram", "wordpiece"])
+def test_no_unknown_token_and_lossless_decode(algorithm):
+    tok, _ = train_tokenizer(CORPUS, TERMS, _cfg(algorithm=algorithm))
+    text = "罕见字龘𠀀, Ωμέγα кириллица 😀 § 12.5% — 心肌梗死"
+    enc = tok.encode(text, add_special_tokens=False)
+    assert tok.token_to_id("[UNK]") not in enc.ids
+    assert tok.decode(enc.ids) == text.lower()
+
+
+def test_vocab_too_small_for_alphabet_and_terms():
+    with pytest.raises(ConfigError, match="vocab_size=300 is too small"):
+        train_tokenizer(CORPUS, [f"术语{i}" for i in range(100)], _cfg(vocab_size=300))
+
+
+def test_empty_training_text():
+    with pytest.raises(EmptyInputError):
+        train_tokenizer(["   ", ""], [], _cfg())
+
+
+def test_same_inputs_same_tokenizer():
+    a, _ = train_tokenizer(CORPUS, TERMS, _cfg(algorithm="unigram"))
+    b, _ = train_tokenizer(CORPUS, TERMS, _cfg(algorithm="unigram"))
+    assert a.to_str() == b.to_str()
