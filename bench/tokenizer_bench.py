@@ -92,7 +92,9 @@ def bench_med(work: Path) -> dict:
                                                show_progress=False))  # fmt: skip
     results = _eval(tok, [texts / "dev.txt"], work / "med-eval", [disease])
     hf = load_fast_tokenizer(tok)
-    probe = {w: hf.encode(w, add_special_tokens=False).tokens for w in ["心肌梗死", "急性心肌梗死", "患者急性心肌梗死后"]}
+    probe = {
+        w: hf.encode(w, add_special_tokens=False).tokens for w in ["心肌梗死", "急性心肌梗死", "患者急性心肌梗死后"]
+    }
     return {"results": results, "probe": probe}
 
 

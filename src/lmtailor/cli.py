@@ -21,14 +21,18 @@ from lmtailor import __version__
 from lmtailor.config import load_config
 from lmtailor.errors import LmtailorError
 
-app = typer.Typer(help="lmtailor: turn a domain's text into a small, fast, professional language model.", add_completion=False)
+app = typer.Typer(
+    help="lmtailor: turn a domain's text into a small, fast, professional language model.", add_completion=False
+)
 terms_app = typer.Typer(help="Mine domain terms and merge glossaries.")
 tokenizer_app = typer.Typer(help="Train and evaluate domain tokenizers.")
 app.add_typer(terms_app, name="terms")
 app.add_typer(tokenizer_app, name="tokenizer")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file with this stage's fields (a recipe section).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="YAML file with this stage's fields (a recipe section).")
+]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")]
 OverwriteOpt = Annotated[bool | None, typer.Option("--overwrite/--no-overwrite", help="Replace an existing output.")]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed.")]
@@ -57,7 +61,9 @@ def _run(stage: str, section: str, config_path: Path | None, **overrides: Any) -
     module_name, cls_name, fn_name = STAGES[stage]
     module = import_module(module_name)
     try:
-        config = load_config(getattr(module, cls_name), config_path, section=section if config_path else None, **overrides)
+        config = load_config(
+            getattr(module, cls_name), config_path, section=section if config_path else None, **overrides
+        )
         out = getattr(module, fn_name)(config)
     except LmtailorError as exc:
         console.print(f"[bold red]error:[/] {exc}")
@@ -81,14 +87,20 @@ def _paths(values: list[Path] | None) -> list[Path] | None:
 
 @app.command("corpus")
 def corpus_cmd(
-    inputs: Annotated[list[Path] | None, typer.Argument(help="Files or folders of documents (.txt .md .jsonl .csv).")] = None,
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders of documents (.txt .md .jsonl .csv).")
+    ] = None,
     out: OutOpt = None,
     text_field: Annotated[str | None, typer.Option(help="jsonl field holding the text.")] = None,
     csv_column: Annotated[str | None, typer.Option(help="csv column holding the text.")] = None,
     encoding: Annotated[str | None, typer.Option(help="Force one encoding for every file (default: detect).")] = None,
     unit: Annotated[str | None, typer.Option(help="Record unit: paragraph or sentence.")] = None,
-    max_chars: Annotated[int | None, typer.Option(help="Longest record; longer paragraphs are cut at sentences.")] = None,
-    near_dup_threshold: Annotated[float | None, typer.Option(help="MinHash Jaccard threshold for near-duplicate documents.")] = None,
+    max_chars: Annotated[
+        int | None, typer.Option(help="Longest record; longer paragraphs are cut at sentences.")
+    ] = None,
+    near_dup_threshold: Annotated[
+        float | None, typer.Option(help="MinHash Jaccard threshold for near-duplicate documents.")
+    ] = None,
     split_ratios: Annotated[str | None, typer.Option(help="train,dev,test ratios, e.g. 0.9,0.05,0.05.")] = None,
     config: ConfigOpt = None,
     overwrite: OverwriteOpt = None,
@@ -123,7 +135,9 @@ def terms_mine_cmd(
 
 @terms_app.command("merge")
 def terms_merge_cmd(
-    inputs: Annotated[list[Path] | None, typer.Argument(help="Mined terms.tsv files, glossaries (in priority order).")] = None,
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help="Mined terms.tsv files, glossaries (in priority order).")
+    ] = None,
     out: OutOpt = None,
     max_terms: Annotated[int | None, typer.Option(help="Keep at most this many terms.")] = None,
     corpus: Annotated[list[Path] | None, typer.Option(help="Keep only terms that occur in this corpus.")] = None,
@@ -145,7 +159,9 @@ def tokenizer_train_cmd(
     out: OutOpt = None,
     algorithm: Annotated[str | None, typer.Option(help="bpe, unigram or wordpiece.")] = None,
     vocab_size: Annotated[int | None, typer.Option(help="Target vocabulary size, all tokens included.")] = None,
-    terms: Annotated[list[Path] | None, typer.Option("--terms", help="Glossary of protected terms (repeatable).")] = None,
+    terms: Annotated[
+        list[Path] | None, typer.Option("--terms", help="Glossary of protected terms (repeatable).")
+    ] = None,
     max_terms: Annotated[int | None, typer.Option(help="Protect at most this many terms.")] = None,
     lowercase: Annotated[bool | None, typer.Option("--lowercase/--cased", help="Lowercase text first.")] = None,
     character_coverage: Annotated[float | None, typer.Option(help="Share of characters the alphabet covers.")] = None,
@@ -167,7 +183,9 @@ def tokenizer_eval_cmd(
     tokenizer: Annotated[Path | None, typer.Argument(help="Tokenizer folder to evaluate.")] = None,
     inputs: Annotated[list[Path] | None, typer.Argument(help="Held-out corpus folder or text files/folders.")] = None,
     out: OutOpt = None,
-    reference: Annotated[str | None, typer.Option(help="Reference tokenizer folder (default: MiniLM's WordPiece).")] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="Reference tokenizer folder (default: MiniLM's WordPiece).")
+    ] = None,
     terms: Annotated[list[Path] | None, typer.Option("--terms", help="Glossary whose integrity is measured.")] = None,
     max_terms: Annotated[int | None, typer.Option(help="Measure at most this many terms.")] = None,
     split: Annotated[str | None, typer.Option(help="Split of a corpus folder to evaluate on.")] = None,

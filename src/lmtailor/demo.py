@@ -70,7 +70,9 @@ def run_demo(out: Path, show_progress: bool = True) -> dict[str, Path]:
     out = Path(out)
     common = {"overwrite": True, "show_progress": show_progress}
     raw = collect_default_corpus(out / "default-corpus")
-    corpus = run_corpus(CorpusConfig.build(inputs=[raw], out_dir=out / "corpus", split_ratios=[0.8, 0.1, 0.1], **common))
+    corpus = run_corpus(
+        CorpusConfig.build(inputs=[raw], out_dir=out / "corpus", split_ratios=[0.8, 0.1, 0.1], **common)
+    )
     mined = run_mine(MineConfig.build(inputs=[corpus], out_dir=out / "terms-mined", max_terms=300, **common))
     terms = run_merge(MergeConfig.build(inputs=[mined / "terms.tsv"], out_dir=out / "terms", max_terms=200, **common))
     tok = run_train(

@@ -52,13 +52,6 @@ class CorpusConfig(StageConfig):
     )
     shard_records: int = Field(100_000, ge=1, description="Records per output shard file part-NNNNN.jsonl.")
 
-    @field_validator("inputs")
-    @classmethod
-    def _inputs_nonempty(cls, value: list[Path]) -> list[Path]:
-        if not value:
-            raise ValueError("give at least one input file or folder")
-        return value
-
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str | None) -> str | None:
@@ -67,7 +60,8 @@ class CorpusConfig(StageConfig):
         try:
             return codecs.lookup(value).name
         except LookupError:
-            raise ValueError(f"unknown encoding {value!r}; use a Python codec name such as utf-8, gb18030, cp1252") from None
+            msg = f"unknown encoding {value!r}; use a Python codec name such as utf-8, gb18030, cp1252"
+            raise ValueError(msg) from None
 
     @field_validator("near_dup_threshold")
     @classmethod

@@ -17,13 +17,20 @@ from pathlib import Path
 from lmtailor.corpus.normalize import bad_char_share
 
 SAMPLE_BYTES = 1 << 20
-# Share of NULs in one byte lane above which (with the other lane nearly NUL-free) we read UTF-16 without a BOM.
+# Share of NULs in one byte lane above which, with at most a quarter as many in the other lane, we try UTF-16
+# without a BOM. The other lane is not NUL-free: U+4E00 一 and every U+xx00 character puts a NUL there.
 _UTF16_NUL_LANE = 0.2
-_UTF16_OTHER_LANE = 0.02
+_UTF16_LANE_RATIO = 4
 # Decoded text with more than this share of control, unassigned or private-use characters is not text.
 BINARY_SHARE = 0.01
-# GB18030 decodes many byte sequences; real Chinese text is mostly Han and CJK punctuation, so ask for that.
+# GB18030 decodes many byte sequences; real Chinese text is mostly Han and CJK punctuation, so ask for that,
+# and for mostly common (GB2312) ideographs. The cost: GBK-encoded *traditional* Chinese is refused too, with a
+# message asking for --encoding gbk.
 _GB_MIN_CJK_SHARE = 0.6
+_GB_MIN_GB2312_SHARE = 0.8
+_GB_MIN_HAN = 10  # too few ideographs to judge: accept
+_GB_CHECK_HAN = 2000
+_HAN = re.compile(r"[\u4e00-\u9fff]")
 _CJK_LIKE = re.compile(r"[\u2000-\u206f\u2460-\u27bf\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
 
@@ -50,9 +57,9 @@ def _utf16_lane(sample: bytes) -> str | None:
     if not even or not odd:
         return None
     nul_even, nul_odd = even.count(0) / len(even), odd.count(0) / len(odd)
-    if nul_odd >= _UTF16_NUL_LANE and nul_even <= _UTF16_OTHER_LANE:
+    if nul_odd >= _UTF16_NUL_LANE and nul_even * _UTF16_LANE_RATIO <= nul_odd:
         return "utf-16-le"
-    if nul_even >= _UTF16_NUL_LANE and nul_odd <= _UTF16_OTHER_LANE:
+    if nul_even >= _UTF16_NUL_LANE and nul_odd * _UTF16_LANE_RATIO <= nul_even:
         return "utf-16-be"
     return None
 
@@ -75,15 +82,33 @@ def _check_text(path: Path, text: str, encoding: str) -> Sniffed:
     share = bad_char_share(text)
     if share > BINARY_SHARE:
         return Sniffed(
-            None, "binary", f"{path}: {share:.1%} control/unassigned characters when read as {encoding}; "
-            "this looks like a binary file, convert it to plain text first"
+            None,
+            "binary",
+            f"{path}: {share:.1%} control/unassigned characters when read as {encoding}; "
+            "this looks like a binary file, convert it to plain text first",
         )
     return Sniffed(encoding)
 
 
 def _gb18030_plausible(text: str) -> bool:
+    """Whether GB18030-decoded text reads as Chinese rather than as another legacy encoding decoded wrongly."""
     non_ascii = sum(1 for ch in text if ord(ch) > 0x7F)
-    return non_ascii == 0 or len(_CJK_LIKE.findall(text)) / non_ascii >= _GB_MIN_CJK_SHARE
+    if non_ascii and len(_CJK_LIKE.findall(text)) / non_ascii < _GB_MIN_CJK_SHARE:
+        return False
+    # Simplified Chinese keeps to the 6,763 GB2312 characters; Shift-JIS or Big5 bytes read as GBK land all
+    # over the 21,000 GBK ideographs instead (measured: 0% and 70% inside GB2312, against 100% for PRC laws).
+    han = _HAN.findall(text, 0, 1 << 16)[:_GB_CHECK_HAN]
+    if len(han) < _GB_MIN_HAN:
+        return True
+    return sum(_in_gb2312(ch) for ch in han) / len(han) >= _GB_MIN_GB2312_SHARE
+
+
+def _in_gb2312(ch: str) -> bool:
+    try:
+        ch.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def sniff_bytes(path: Path, sample: bytes, whole: bool) -> Sniffed:
@@ -106,9 +131,8 @@ def sniff_bytes(path: Path, sample: bytes, whole: bool) -> Sniffed:
     text = _decodes(sample, "gb18030", whole)
     if text is not None and _gb18030_plausible(text):
         return _check_text(path, text, "gb18030")
-    return Sniffed(
-        None, "undecodable", f"{path}: not valid UTF-8, UTF-16 or GB18030; {_suggestion(sample)}"
-    )
+    detail = f"{path}: does not read as UTF-8, UTF-16 or GB18030 text; {_suggestion(sample)}"
+    return Sniffed(None, "undecodable", detail)
 
 
 def sniff_file(path: Path, override: str | None = None) -> Sniffed:

@@ -21,13 +21,16 @@ NOT_TEXT = ("Cc", "Cs", "Co", "Cn")
 _ASTRAL = "\U00010000-\U0010ffff"
 # Han ideographs (basic, extension A, compatibility, extensions B+) plus kana: scripts written without spaces.
 CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
-HAN_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
-LATIN_LETTER_RE = re.compile(r"[A-Za-z\u00aa\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff\u2c60-\u2c7f]")
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_LATIN_EXT = "\u00aa\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff\u2c60-\u2c7f"
+HAN_RE = re.compile(f"[{_HAN}]")
+_LATIN_EXT_RE = re.compile(f"[{_LATIN_EXT}]")
+_OTHER_LETTER_RE = re.compile(f"[^\\W\\d_A-Za-z{_LATIN_EXT}{_HAN}]")
+_ASCII_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
 LATIN_WORD_RE = re.compile(
     r"[A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff]+"
     r"(?:['’-][A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff]+)*"
 )
-LETTER_RE = re.compile(r"[^\W\d_]")
 
 
 @functools.cache
@@ -100,3 +103,12 @@ def is_blank(line: str) -> bool:
 def count_chars(pattern: re.Pattern[str], text: str) -> int:
     """How many characters of `text` match the single-character `pattern` (C speed: no match objects)."""
     return len(text) - len(pattern.sub("", text))
+
+
+def script_counts(text: str) -> tuple[int, int, int]:
+    """Letters of `text` that are Han, Latin and of any other script."""
+    # Deleting ASCII letters from the UTF-8 bytes is ~20x faster than any str regex that matches most characters;
+    # the regexes below only match rare characters in English and in Chinese text, which is what keeps them fast.
+    raw = text.encode("utf-8")
+    latin = len(raw) - len(raw.translate(None, _ASCII_LETTERS)) + count_chars(_LATIN_EXT_RE, text)
+    return count_chars(HAN_RE, text), latin, count_chars(_OTHER_LETTER_RE, text)

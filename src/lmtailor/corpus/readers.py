@@ -146,7 +146,7 @@ def _read_jsonl(src: SourceFile, options: ReadOptions, encoding: str) -> Iterato
     lineno = 0
     try:
         with open(src.path, encoding=encoding, errors="strict") as fh:
-            for lineno, line in enumerate(fh, start=1):  # noqa: B007 (lineno is read after the loop on error)
+            for lineno, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
                 row, problem = _parse_jsonl_line(line, options.text_field)

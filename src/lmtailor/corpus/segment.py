@@ -24,14 +24,75 @@ FLUSH_CHARS = 1 << 16
 
 _CLOSERS = "\"'”’」』)）》〉】〕\\]"
 _CJK_PUNCT = "\u3000-\u303f\uff00-\uffef"
+# The terminator comes first and the CJK context is checked behind it: a pattern that starts with a small set lets
+# sre skip ahead to candidates, instead of trying three lookbehinds at every position (8x faster on English).
 _ZH_END = re.compile(
-    rf"(?:[。！？；]|(?<=[{CJK_CLASS}])[!?;]|(?<=[{CJK_CLASS}][{_CLOSERS}])[!?;])[。！？；!?;]*[{_CLOSERS}]*"
+    rf"[。！？；!?;](?:(?<=[。！？；])|(?<=[{CJK_CLASS}][!?;])|(?<=[{CJK_CLASS}][{_CLOSERS}][!?;]))"
+    rf"[。！？；!?;]*[{_CLOSERS}]*"
 )
 _EN_END = re.compile(rf"[.!?]+[{_CLOSERS}]*(?=\s+[\"'“‘(\[]*[A-Z0-9])")
+# Words ending in a period that do not end a sentence (lower-cased; dotted acronyms are caught by shape).
 ABBREVIATIONS = frozenset(
-    "mr. mrs. ms. dr. prof. jr. sr. st. inc. co. corp. ltd. llc. l.p. no. nos. sec. secs. art. arts. para. paras. "
-    "cl. ch. p. pp. vol. fig. u.s. u.k. e.g. i.e. etc. et al. vs. v. cf. viz. approx. esp. ave. rev. gen. hon. "
-    "dept. est. jan. feb. mar. apr. jun. jul. aug. sep. sept. oct. nov. dec.".split()
+    {
+        "mr.",
+        "mrs.",
+        "ms.",
+        "dr.",
+        "prof.",
+        "jr.",
+        "sr.",
+        "st.",
+        "inc.",
+        "co.",
+        "corp.",
+        "ltd.",
+        "llc.",
+        "l.p.",
+        "no.",
+        "nos.",
+        "sec.",
+        "secs.",
+        "art.",
+        "arts.",
+        "para.",
+        "paras.",
+        "cl.",
+        "ch.",
+        "p.",
+        "pp.",
+        "vol.",
+        "fig.",
+        "u.s.",
+        "u.k.",
+        "e.g.",
+        "i.e.",
+        "etc.",
+        "al.",
+        "vs.",
+        "v.",
+        "cf.",
+        "viz.",
+        "approx.",
+        "esp.",
+        "ave.",
+        "rev.",
+        "gen.",
+        "hon.",
+        "dept.",
+        "est.",
+        "jan.",
+        "feb.",
+        "mar.",
+        "apr.",
+        "jun.",
+        "jul.",
+        "aug.",
+        "sep.",
+        "sept.",
+        "oct.",
+        "nov.",
+        "dec.",
+    }
 )
 _NOT_AN_END = re.compile(r"(?:[A-Za-z]\.){2,}|[A-Z]\.|§*\d+(?:\.\d+)+\.|\d{1,2}\.|[ivxIVX]{1,4}\.")
 _OPENERS = "(\"'“‘[§"
@@ -42,7 +103,7 @@ _JOIN_TIGHT = re.compile(f"[{CJK_CLASS}{_CJK_PUNCT}]")
 
 def _ends_sentence(text: str, period: int) -> bool:
     """Whether the '.' at `period` ends a sentence, judged by the word it closes."""
-    start = max(text.rfind(" ", 0, period), text.rfind("\n", 0, period)) + 1
+    start = text.rfind(" ", 0, period) + 1  # normalised text: words are separated by single spaces
     word = text[start : period + 1].lstrip(_OPENERS)
     return word.lower() not in ABBREVIATIONS and not _NOT_AN_END.fullmatch(word)
 
@@ -57,10 +118,10 @@ def sentence_ends(text: str) -> list[int]:
     return sorted(ends)
 
 
-def hard_cut(text: str, max_chars: int) -> int:
-    """Where to cut `text` (longer than `max_chars`): the last space in its second half, else at `max_chars`."""
-    space = text.rfind(" ", max_chars // 2, max_chars + 1)
-    return space if space > 0 else max_chars
+def hard_cut(text: str, start: int, max_chars: int) -> int:
+    """Where to cut `text[start:]` (longer than `max_chars`): its last space in the second half, else hard."""
+    space = text.rfind(" ", start + max_chars // 2, start + max_chars + 1)
+    return space if space > start else start + max_chars
 
 
 def pack(text: str, ends: list[int], unit: Unit, max_chars: int) -> Iterator[str]:
@@ -69,7 +130,7 @@ def pack(text: str, ends: list[int], unit: Unit, max_chars: int) -> Iterator[str
         if text.strip():
             yield text.strip()
         return
-    start = 0
+    start = _skip_space(text, 0)
     fit = 0  # the furthest sentence end that still fits in the current record
     for end in [*ends, len(text)]:
         if end <= start:
@@ -79,16 +140,21 @@ def pack(text: str, ends: list[int], unit: Unit, max_chars: int) -> Iterator[str
             continue
         if fit > start:
             yield from _strip(text[start:fit])
-            start = fit
+            start = _skip_space(text, fit)
         while end - start > max_chars:
-            cut = start + hard_cut(text[start:], max_chars)
+            cut = hard_cut(text, start, max_chars)
             yield from _strip(text[start:cut])
-            start = cut
+            start = _skip_space(text, cut)
         if unit == "sentence":
             yield from _strip(text[start:end])
-            start = end
+            start = _skip_space(text, end)
         fit = end
     yield from _strip(text[start:])
+
+
+def _skip_space(text: str, i: int) -> int:
+    """`i`, moved past the one space that separates records in normalised text (so it is not counted)."""
+    return i + 1 if text[i : i + 1] == " " else i
 
 
 def _strip(piece: str) -> Iterator[str]:
@@ -140,7 +206,9 @@ def iter_units(blocks: Iterable[tuple[str, bool]], unit: Unit, max_chars: int, n
         text = normalize(carry + raw, nfkc=nfkc, strip=complete)
         if complete:
             carry = ""
-            yield from pack(text, sentence_ends(text) if len(text) > max_chars or unit == "sentence" else [], unit, max_chars)
+            # Sentence ends are only needed when the paragraph must be cut: most paragraphs skip the search.
+            needs_ends = unit == "sentence" or len(text) > max_chars
+            yield from pack(text, sentence_ends(text) if needs_ends else [], unit, max_chars)
             continue
         # An end right at the edge is uncertain: a closing quote may follow in the next piece.
         ends = [e for e in sentence_ends(text) if e < len(text) - 2]
@@ -148,11 +216,12 @@ def iter_units(blocks: Iterable[tuple[str, bool]], unit: Unit, max_chars: int, n
         yield from pack(text[:cut], ends, unit, max_chars)
         carry = text[cut:]
         while len(carry) > max_chars:
-            split_at = hard_cut(carry, max_chars)
+            split_at = hard_cut(carry, 0, max_chars)
             yield from _strip(carry[:split_at])
             carry = carry[split_at:]
-    if carry.strip():
-        yield from pack(normalize(carry, nfkc=nfkc), sentence_ends(carry.strip()), unit, max_chars)
+    tail = normalize(carry, nfkc=nfkc)
+    if tail:  # only when `blocks` ended on an incomplete block (iter_blocks never does)
+        yield from pack(tail, sentence_ends(tail), unit, max_chars)
 
 
 def segment_document(

@@ -10,6 +10,7 @@ a `collections.Counter` over all n-grams would hold tens of millions of Python t
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ class IdEncoder:
 
     def __init__(self) -> None:
         self.vocab: dict[str, int] = {}
-        self._ids: list[int] = [BREAK]
+        self._ids = array("i", [BREAK])  # 4 bytes a unit; a list of ints would take 8 for the pointers alone
 
     def add_segment(self, units: list[str]) -> None:
         """Append one unbroken run of units followed by a break."""
@@ -45,8 +46,8 @@ class IdEncoder:
 
     def array(self) -> np.ndarray:
         """The id stream as int32, starting and ending with a break (so i-1 and i+n are always valid indices)."""
-        arr = np.asarray(self._ids, dtype=np.int32)
-        self._ids = [BREAK]
+        arr = np.frombuffer(self._ids, dtype=np.int32).copy()
+        self._ids = array("i", [BREAK])
         return arr
 
     def units(self) -> list[str]:
@@ -134,3 +135,16 @@ def neighbour_entropy(ids: np.ndarray, level: NgramLevel, rows: np.ndarray, side
     with np.errstate(divide="ignore", invalid="ignore"):
         h = np.where(total > 0, np.log(np.maximum(total, 1)) - s / np.maximum(total, 1), 0.0)
     return h
+
+
+def block_spread(level: NgramLevel, block_size: int) -> tuple[np.ndarray, int]:
+    """How many distinct blocks of `block_size` corpus positions each n-gram of the level occurs in, and the number
+    of blocks the corpus was cut into (the last block absorbs the remainder)."""
+    n_blocks = max(1, len(level.starts) // block_size)
+    pos = np.flatnonzero(level.starts >= 0)
+    if len(pos) == 0:
+        return np.zeros(len(level.counts), dtype=np.int64), n_blocks
+    rows = level.starts[pos].astype(np.int64)
+    blocks = np.minimum(pos // block_size, n_blocks - 1)
+    pairs = np.unique(rows * n_blocks + blocks)
+    return np.bincount(pairs // n_blocks, minlength=len(level.counts)), n_blocks

@@ -8,8 +8,7 @@ reference words ("such", "herein", "thereof") that legal and scientific prose us
 
 from __future__ import annotations
 
-ENGLISH_STOPWORDS: frozenset[str] = frozenset(
-    """
+_WORDS = """
     a about above across after afterwards again against all almost alone along already also although always am
     among amongst an and another any anyhow anyone anything anyway anywhere are around as at be became because
     become becomes becoming been before beforehand behind being below beside besides between beyond both but by
@@ -26,5 +25,5 @@ ENGLISH_STOPWORDS: frozenset[str] = frozenset(
     very via was we well were what whatever when whence whenever where whereas whereby wherein whereof whereupon
     wherever whether which while whither who whoever whole whom whose why will with within without would yet you
     your yours yourself yourselves s t e g eg i.e e.g ll ve d m o y
-    """.split()
-)
+"""
+ENGLISH_STOPWORDS: frozenset[str] = frozenset(_WORDS.split())

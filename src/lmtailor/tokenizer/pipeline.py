@@ -56,10 +56,7 @@ def build_pre_tokenizer(byte_level: bool) -> pre_tokenizers.PreTokenizer:
 
 def build_decoder(byte_level: bool) -> decoders.Decoder:
     """Undo the pipeline: bytes back to text, "▁" back to spaces, and drop the one space the prepend added."""
-    if byte_level:
-        steps = [decoders.ByteLevel()]
-    else:
-        steps = [decoders.ByteFallback()]
+    steps = [decoders.ByteLevel()] if byte_level else [decoders.ByteFallback()]
     return decoders.Sequence([*steps, decoders.Fuse(), decoders.Replace(SPACE, " "), decoders.Strip(" ", 1, 0)])
 
 

@@ -44,9 +44,9 @@ def run_train(config: TokenizerTrainConfig) -> Path:
     terms = _load_terms(config.terms, config.max_terms)
     with stage_output("tokenizer", config) as out:
         for i, p in enumerate(config.inputs):
-            out.add_input(f"corpus{i}", p, hash_content=False)
+            out.add_input(f"inputs[{i}]", p)
         for i, p in enumerate(config.terms):
-            out.add_input(f"terms{i}", p)
+            out.add_input(f"terms[{i}]", p)
         t0 = time.perf_counter()
         texts = iter_texts(config.inputs, split=config.split, show_progress=config.show_progress)
         tokenizer, report = train_tokenizer(texts, terms, config)
@@ -54,7 +54,9 @@ def run_train(config: TokenizerTrainConfig) -> Path:
         save_hf_tokenizer(tokenizer, out.dir, config.model_max_length)
         (out.dir / "protected_terms.txt").write_text("".join(t + "\n" for t in terms), encoding="utf-8")
         out.metrics.update(report)
-        log.info("trained %s tokenizer: %d tokens in %.1fs", config.algorithm, report["vocab_size"], report["train_seconds"])
+        log.info(
+            "trained %s tokenizer: %d tokens in %.1fs", config.algorithm, report["vocab_size"], report["train_seconds"]
+        )
     return Path(config.out_dir)
 
 
@@ -76,6 +78,8 @@ def run_eval(config: TokenizerEvalConfig) -> Path:
     matcher = TermMatcher(terms, lowercase=lowercase) if terms else None
     with stage_output("tokenizer-eval", config) as out:
         out.add_input("tokenizer", Path(config.tokenizer))
+        for i, p in enumerate(config.inputs):
+            out.add_input(f"inputs[{i}]", p)
         texts = iter_texts(config.inputs, split=config.split, show_progress=config.show_progress)
         if config.max_texts:
             texts = islice(texts, config.max_texts)

@@ -12,7 +12,22 @@ def test_normalizer_nfkc_lowercase_and_spaces():
 def test_pre_tokenizer_splits_han_runs_words_digits_punct():
     n, p = build_normalizer(True), build_pre_tokenizer(byte_level=False)
     pieces = [t for t, _ in p.pre_tokenize_str(n.normalize_str("The force majeure,合同(contract)条款 2010年"))]
-    assert pieces == ["▁the", "▁force", "▁majeure", ",", "合同", "(", "contract", ")", "条款", "▁2", "0", "1", "0", "年"]
+    assert pieces == [
+        "▁the",
+        "▁force",
+        "▁majeure",
+        ",",
+        "合同",
+        "(",
+        "contract",
+        ")",
+        "条款",
+        "▁2",
+        "0",
+        "1",
+        "0",
+        "年",
+    ]
 
 
 def test_byte_level_spelling_matches_hf():

@@ -1,0 +1,154 @@
+"""Stage 1, `lmtailor corpus`: raw documents in, a clean, de-duplicated, split, sharded corpus folder out.
+
+Per document: records stream from the segmenter into a spooled buffer (memory up to `SPOOL_BYTES`, disk past
+it) while the exact-duplicate filter and the document's MinHash see them. Only at the end of the document is
+it known whether it is a near-duplicate of an earlier one, or whether its bytes stop decoding half-way; only
+then are its records written (or dropped whole) and its record hashes committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+from datasketch import MinHash
+
+from lmtailor.corpus.config import SPLITS, CorpusConfig
+from lmtailor.corpus.dedup import ExactDedup, NearDupIndex
+from lmtailor.corpus.encoding import decode_failure
+from lmtailor.corpus.readers import Document, Skip, check_inputs, discover
+from lmtailor.corpus.segment import segment_document
+from lmtailor.corpus.source import iter_documents
+from lmtailor.corpus.split import Splitter
+from lmtailor.corpus.stats import CorpusStats, DocCounts
+from lmtailor.corpus.writer import CorpusWriter
+from lmtailor.errors import EmptyInputError
+from lmtailor.outputs import stage_output, write_json
+
+log = logging.getLogger(__name__)
+
+SPOOL_BYTES = 8 << 20
+
+
+class CorpusBuilder:
+    """Takes documents one at a time and writes the records of those it keeps."""
+
+    def __init__(self, config: CorpusConfig, writer: CorpusWriter, stats: CorpusStats) -> None:
+        self.config = config
+        self.writer = writer
+        self.stats = stats
+        self.exact = ExactDedup() if config.dedup_exact else None
+        threshold = config.near_dup_threshold
+        self.near = NearDupIndex(threshold, config.num_perm, seed=config.seed) if threshold else None
+        self.splitter = Splitter(SPLITS, config.split_ratios, config.seed)
+
+    def _markdown(self, doc: Document) -> bool:
+        mode = self.config.strip_markdown
+        return doc.markdown if mode == "auto" else bool(mode)
+
+    def add(self, doc: Document) -> None:
+        """Read, filter and (if kept) write one document."""
+        self.stats.documents_read += 1
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, mode="w+b") as buffer:
+            try:
+                counts, minhash = self._fill(doc, buffer)
+            except UnicodeDecodeError as exc:
+                self._drop_pending()
+                self.skip(Skip(doc.path, "decode error", decode_failure(doc.path, doc.encoding, exc)))
+                return
+            if minhash is not None and self.near is not None:
+                original = self.near.check_and_add(doc.key, minhash)
+                if original is not None:
+                    log.debug("dropped %s: near-duplicate of %s", doc.key, original)
+                    self.stats.near_duplicate_documents += 1
+                    self._drop_pending()
+                    return
+            self.stats.add_filtered(counts)
+            if counts.records == 0:
+                self.stats.documents_empty += 1
+                self._drop_pending()
+                return
+            self._commit(doc, counts, buffer)
+
+    def _fill(self, doc: Document, buffer: tempfile.SpooledTemporaryFile[bytes]) -> tuple[DocCounts, MinHash | None]:
+        """Segment `doc` into `buffer`; returns its counts and its MinHash (None: near-dup off, or no tokens)."""
+        cfg = self.config
+        counts = DocCounts()
+        sketch = self.near.new_sketch() if self.near is not None else None
+        records = segment_document(
+            doc.lines, markdown=self._markdown(doc), nfkc=cfg.nfkc, unit=cfg.unit, max_chars=cfg.max_chars
+        )
+        for text in records:
+            if sketch is not None:
+                sketch.add(text)
+            if len(text) < cfg.min_chars:
+                counts.too_short += 1
+            elif self.exact is not None and not self.exact.is_new(text):
+                counts.exact_duplicates += 1
+            else:
+                buffer.write(text.encode("utf-8") + b"\n")  # records never contain newlines (normalised)
+                counts.add(text)
+        return counts, sketch.finish() if sketch is not None else None
+
+    def _commit(self, doc: Document, counts: DocCounts, buffer: tempfile.SpooledTemporaryFile[bytes]) -> None:
+        if self.exact is not None:
+            self.exact.commit()
+        split = self.splitter.assign(doc.key)
+        buffer.seek(0)
+        for line in buffer:
+            self.writer.write(split, line[:-1].decode("utf-8"), doc.key)
+        self.stats.add_kept(split, counts)
+
+    def _drop_pending(self) -> None:
+        if self.exact is not None:
+            self.exact.discard()
+
+    def skip(self, skip: Skip) -> None:
+        log.warning("skipped %s (%s): %s", skip.where(), skip.reason, skip.detail)
+        self.stats.add_skip(skip)
+
+
+def _empty_message(inputs: list[Path], stats: CorpusStats) -> str:
+    shown = ", ".join(str(p) for p in inputs)
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(stats.skip_reasons.items())) or "none"
+    return (
+        f"no records from {shown}: {stats.files_seen} files found, skipped: {reasons}; "
+        f"{stats.documents_read} documents read, {stats.documents_empty} without text after cleaning, "
+        f"{stats.near_duplicate_documents} near-duplicates. Pass folders or files of .txt/.md/.jsonl/.csv text "
+        "(each skipped file was logged with its fix)."
+    )
+
+
+def run(config: CorpusConfig) -> Path:
+    """Run the corpus stage; returns the output folder (`config.out_dir`)."""
+    inputs = check_inputs(config.inputs)
+    files = discover(inputs)
+    stats = CorpusStats(SPLITS, files_seen=len(files))
+    with stage_output("corpus", config) as out:
+        for i, path in enumerate(inputs):
+            out.add_input(f"inputs[{i}]", path)
+        with CorpusWriter(out.dir, SPLITS, config.shard_records) as writer:
+            builder = CorpusBuilder(config, writer, stats)
+            for item in iter_documents(files, config.read_options(), config.show_progress):
+                if isinstance(item, Skip):
+                    builder.skip(item)
+                else:
+                    builder.add(item)
+        if stats.total_records() == 0:
+            raise EmptyInputError(_empty_message(inputs, stats))
+        write_json(out.dir / "stats.json", stats.to_json())
+        out.metrics.update(stats.metrics())
+    log.info(
+        "corpus: %d of %d documents kept, %d records (%s), %d exact-duplicate records and %d near-duplicate "
+        "documents removed, %d skipped -> %s",
+        stats.documents_kept,
+        stats.documents_read,
+        stats.total_records(),
+        ", ".join(f"{s} {stats.records[s]}" for s in SPLITS),
+        stats.exact_duplicate_records,
+        stats.near_duplicate_documents,
+        sum(stats.skip_reasons.values()),
+        config.out_dir,
+    )
+    return Path(config.out_dir)
