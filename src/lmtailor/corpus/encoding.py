@@ -25,7 +25,7 @@ _UTF16_LANE_RATIO = 4
 BINARY_SHARE = 0.01
 # GB18030 decodes many byte sequences; real Chinese text is mostly Han and CJK punctuation, so ask for that,
 # and for mostly common (GB2312) ideographs. The cost: GBK-encoded *traditional* Chinese is refused too, with a
-# message asking for --encoding gbk.
+# message that suggests passing --encoding (e.g. gbk).
 _GB_MIN_CJK_SHARE = 0.6
 _GB_MIN_GB2312_SHARE = 0.8
 _GB_MIN_HAN = 10  # too few ideographs to judge: accept
