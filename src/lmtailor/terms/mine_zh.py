@@ -25,7 +25,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jieba
-import jieba.posseg
 import numpy as np
 from wordfreq import word_frequency, zipf_frequency
 
@@ -156,6 +155,8 @@ def _score_level(
 
 def _good_shape(term: str, max_words: int) -> bool:
     """At most `max_words` jieba words, no function word at the edges, no locative (以上, 之间) at the end."""
+    import jieba.posseg  # loads its tag table (~1 s) on import: only when Chinese is actually mined
+
     tagged = list(jieba.posseg.cut(term, HMM=False))
     if len(tagged) > max_words or tagged[-1].flag.startswith("f"):
         return False

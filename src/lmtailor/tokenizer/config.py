@@ -29,7 +29,7 @@ class TokenizerTrainConfig(StageConfig):
         description="Share of character occurrences the alphabet must cover; rarer characters use byte fallback.",
     )
     min_frequency: int = Field(2, ge=1, description="Minimum count of a pair to be merged (BPE/WordPiece).")
-    max_token_length: int = Field(16, ge=2, description="Longest token, in characters.")
+    max_token_length: int = Field(24, ge=2, description="Longest token, in characters.")
     model_max_length: int = Field(512, ge=8, description="Longest sequence the tokenizer's models accept.")
 
     @field_validator("inputs")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import IO
 
+import numpy as np
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from lmtailor.errors import ConfigError, EmptyInputError
@@ -30,6 +32,7 @@ from lmtailor.tokenizer.pipeline import (
     build_normalizer,
     build_post_processor,
     build_pre_tokenizer,
+    normalize_text,
     to_byte_level,
 )
 from lmtailor.tokenizer.protect import ProtectedTerms, TermMatcher
@@ -58,13 +61,13 @@ def train_tokenizer(texts: Iterable[str], terms: list[str], cfg: TokenizerTrainC
     protected = ProtectedTerms.from_terms(terms[: cfg.max_terms] if cfg.max_terms is not None else terms, normalizer)
     matcher = TermMatcher([*protected.vocab_words, *protected.added], lowercase=cfg.lowercase)
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
-        counts, n_pieces = _spool_pieces(texts, matcher, normalizer, spool)
+        counts, n_pieces = _spool_pieces(texts, matcher, cfg.lowercase, spool)
         if n_pieces == 0:
             raise EmptyInputError(f"training inputs {[str(p) for p in cfg.inputs]} contain no text to train on.")
         alphabet = _alphabet(counts, cfg.character_coverage)
         budget = _model_budget(cfg, alphabet, protected, byte_level)
         spool.seek(0)
-        trained = _train_model(cfg, budget, alphabet, _training_lines(spool, set(alphabet.chars), byte_level))
+        trained = _train_model(cfg, budget, alphabet, _training_lines(spool, alphabet.chars, byte_level))
     tokenizer = _assemble(trained, cfg, protected, byte_level)
     report = {
         "algorithm": cfg.algorithm,
@@ -83,18 +86,20 @@ def train_tokenizer(texts: Iterable[str], terms: list[str], cfg: TokenizerTrainC
     return tokenizer, report
 
 
-def _spool_pieces(texts: Iterable[str], matcher: TermMatcher, normalizer, spool: IO[str]) -> tuple[Counter, int]:
+def _spool_pieces(texts: Iterable[str], matcher: TermMatcher, lowercase: bool, spool: IO[str]) -> tuple[Counter, int]:
+    """Split at terms, normalise, spool one piece a line; count characters per batch with numpy (fast)."""
     counts: Counter = Counter()
     n = 0
     it = iter(texts)
     while batch := list(islice(it, BATCH)):
-        for piece in matcher.split(batch) if matcher.n_terms else batch:
-            norm = normalizer.normalize_str(piece).strip(SPACE)
-            if not norm:
-                continue
-            counts.update(norm)
-            spool.write(norm + "\n")
-            n += 1
+        pieces = [normalize_text(p, lowercase).strip(SPACE) for p in (matcher.split(batch) if matcher.n_terms else batch)]
+        block = "\n".join(p for p in pieces if p)
+        if not block:
+            continue
+        spool.write(block + "\n")
+        n += block.count("\n") + 1
+        codes, freq = np.unique(np.frombuffer(block.encode("utf-32-le"), dtype=np.uint32), return_counts=True)
+        counts.update({chr(c): int(f) for c, f in zip(codes.tolist(), freq.tolist(), strict=True) if c != 10})
     return counts, n
 
 
@@ -114,10 +119,12 @@ def _alphabet(counts: Counter, coverage: float) -> Alphabet:
 def _model_budget(cfg: TokenizerTrainConfig, alphabet: Alphabet, protected: ProtectedTerms, byte_level: bool) -> int:
     """Tokens left for the trained model (specials included) after byte tokens and protected terms."""
     base = 256 if byte_level else len(alphabet.chars)
-    reserved = (0 if byte_level else len(BYTE_TOKENS)) + len(protected.added_tokens()) + 2 * len(protected.vocab_words)
+    reserved = (0 if byte_level else len(BYTE_TOKENS)) + len(protected.added_tokens())
+    # The protected words are not reserved: most are learned anyway, and `_fit_*` makes room for the rest.
     budget = cfg.vocab_size - reserved
+    reserved += 2 * len(protected.vocab_words)
     needed = len(SPECIAL_TOKENS) + base + 1
-    if budget < needed:
+    if cfg.vocab_size - reserved < needed:
         what = "byte-level alphabet" if byte_level else f"alphabet at character_coverage={cfg.character_coverage}"
         raise ConfigError(
             f"vocab_size={cfg.vocab_size} is too small: {len(SPECIAL_TOKENS)} special tokens + {base} characters "
@@ -128,13 +135,11 @@ def _model_budget(cfg: TokenizerTrainConfig, alphabet: Alphabet, protected: Prot
     return budget
 
 
-def _training_lines(spool: IO[str], alphabet: set[str], byte_level: bool) -> Iterator[str]:
+def _training_lines(spool: IO[str], alphabet: list[str], byte_level: bool) -> Iterator[str]:
     """Spooled pieces with out-of-alphabet characters blanked (they will be byte tokens, not merge material)."""
+    outside = None if byte_level else re.compile("[^" + "".join(re.escape(ch) for ch in alphabet) + "\n]")
     for line in spool:
-        text = line.rstrip("\n")
-        if not byte_level and any(ch not in alphabet for ch in text):
-            text = "".join(ch if ch in alphabet else SPACE for ch in text)
-        yield text
+        yield outside.sub(SPACE, line.rstrip("\n")) if outside else line.rstrip("\n")
 
 
 def _train_model(cfg: TokenizerTrainConfig, budget: int, alphabet: Alphabet, lines: Iterator[str]) -> dict:
@@ -170,31 +175,20 @@ def _train_model(cfg: TokenizerTrainConfig, budget: int, alphabet: Alphabet, lin
 
 
 def _assemble(trained: dict, cfg: TokenizerTrainConfig, protected: ProtectedTerms, byte_level: bool) -> Tokenizer:
-    """Graft byte fallback and in-vocabulary terms onto the trained model, then add the pipeline and the terms."""
+    """Fit the trained model to the budget with byte fallback and in-vocabulary terms, then add pipeline and terms."""
     model = trained["model"]
     words = [w for word in protected.vocab_words for w in (SPACE + word, word)]
-    if cfg.algorithm == "bpe":
-        vocab = model["vocab"]
-        for tok in [*BYTE_TOKENS, *words]:
-            vocab.setdefault(tok, len(vocab))
-        model["byte_fallback"] = True
-        model["ignore_merges"] = True  # an in-vocabulary word maps straight to its token: protected words stay whole
-    elif cfg.algorithm == "unigram":
-        # The trainer's parallel EM leaves float noise in the last digits and ties in any order; rounding and a
-        # stable order (special tokens first, where the trainer put them) keep runs byte-identical.
-        n_special = len(SPECIAL_TOKENS)
-        rest = sorted(([p, round(s, 6)] for p, s in model["vocab"][n_special:]), key=lambda ps: (-ps[1], ps[0]))
-        model["vocab"] = model["vocab"][:n_special] + rest
-        pieces = {p for p, _ in model["vocab"]}
-        floor = min(s for _, s in model["vocab"]) - 10.0
-        model["vocab"] += [[b, floor] for b in BYTE_TOKENS if b not in pieces]
-        # Score 0 (probability 1) beats any segmentation into several pieces, so the whole word always wins.
-        model["vocab"] += [[w, 0.0] for w in words if w not in pieces]
-        model["byte_fallback"] = True
+    if byte_level:
+        words = [to_byte_level(w) for w in words]
+    limit = cfg.vocab_size - len(protected.added_tokens()) - (0 if byte_level else len(BYTE_TOKENS))
+    if cfg.algorithm == "unigram":
+        _fit_unigram(model, words, limit)
     else:
-        vocab = model["vocab"]
-        for w in words:
-            vocab.setdefault(to_byte_level(w), len(vocab))
+        _fit_ordered(model, words, limit)
+    if not byte_level:
+        model["byte_fallback"] = True
+    if cfg.algorithm == "bpe":
+        model["ignore_merges"] = True  # an in-vocabulary word maps straight to its token: protected words stay whole
     tokenizer = Tokenizer.from_str(json.dumps(trained))
     tokenizer.normalizer = build_normalizer(cfg.lowercase)
     tokenizer.pre_tokenizer = build_pre_tokenizer(byte_level)
@@ -203,3 +197,55 @@ def _assemble(trained: dict, cfg: TokenizerTrainConfig, protected: ProtectedTerm
     tokenizer.add_tokens(protected.added_tokens())
     tokenizer.post_processor = build_post_processor(tokenizer)
     return tokenizer
+
+
+def _fit_ordered(model: dict, words: list[str], limit: int) -> None:
+    """BPE/WordPiece: drop the latest-learned tokens until the missing protected words fit, then append them.
+
+    The trainer was given the budget without the protected words (most of which it learns anyway); learned tokens
+    are in learning order, so dropping from the end gives the same model as training a smaller vocabulary.
+    """
+    ordered = sorted(model["vocab"], key=model["vocab"].get)
+    wanted = set(words)
+    missing = [w for w in dict.fromkeys(words) if w not in model["vocab"]]
+    total, i = len(ordered) + len(missing), len(ordered)
+    dropped: set[str] = set()
+    while total > limit and i > 0:
+        i -= 1
+        tok = ordered[i]
+        # Never drop special tokens, single characters (the alphabet) or protected words.
+        if tok in SPECIAL_TOKENS or len(tok) == 1 or tok in wanted:
+            continue
+        dropped.add(tok)
+        total -= 1
+    tokens = [t for t in ordered if t not in dropped] + missing
+    if "merges" in model:
+        merges = [m.split(" ", 1) if isinstance(m, str) else m for m in model["merges"]]
+        vocab = set(tokens) | set(BYTE_TOKENS)
+        model["merges"] = [[a, b] for a, b in merges if a in vocab and b in vocab and a + b in vocab]
+        tokens += [b for b in BYTE_TOKENS if b not in set(tokens)]
+    model["vocab"] = {t: i for i, t in enumerate(tokens)}
+
+
+def _fit_unigram(model: dict, words: list[str], limit: int) -> None:
+    """Unigram: drop the least likely multi-character pieces until the missing protected words fit."""
+    # The trainer's parallel EM leaves float noise in the last digits and ties in any order; rounding and a
+    # stable order (special tokens first, where the trainer put them) keep runs byte-identical.
+    n_special = len(SPECIAL_TOKENS)
+    rest = sorted(([p, round(s, 6)] for p, s in model["vocab"][n_special:]), key=lambda ps: (-ps[1], ps[0]))
+    pieces = model["vocab"][:n_special] + rest
+    present = {p for p, _ in pieces}
+    wanted = set(words)
+    missing = [w for w in dict.fromkeys(words) if w not in present]
+    excess = len(pieces) + len(missing) - limit
+    for i in range(len(pieces) - 1, n_special - 1, -1):
+        if excess <= 0:
+            break
+        if len(pieces[i][0]) > 1 and pieces[i][0] not in wanted:
+            pieces[i] = None
+            excess -= 1
+    pieces = [p for p in pieces if p is not None]
+    floor = min(s for _, s in pieces) - 10.0
+    pieces += [[b, floor] for b in BYTE_TOKENS if b not in present]
+    # Score 0 (probability 1) beats any segmentation into several pieces, so the whole word always wins.
+    model["vocab"] = pieces + [[w, 0.0] for w in missing]

@@ -34,3 +34,13 @@ def test_byte_level_spelling_matches_hf():
     bl = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     for text in ["▁心肌梗死", "abc é ü", "§ 1.5"]:
         assert to_byte_level(text) == "".join(t for t, _ in bl.pre_tokenize_str(text))
+
+
+def test_python_normalisation_matches_the_tokenizers_normaliser():
+    from lmtailor.tokenizer.pipeline import normalize_text
+
+    samples = ["Force  Majeure（ＡＢ）\t合同\n\n第1条", "ﬁnancial Ⅻ ½ İstanbul ΣΑΣ", "a\u3000b\u00a0c\u2028d", "①②③ ㈱ ﾊﾝｶｸ"]
+    for lowercase in (True, False):
+        rust = build_normalizer(lowercase)
+        for text in samples:
+            assert normalize_text(text, lowercase) == rust.normalize_str(text), text

@@ -69,3 +69,12 @@ def test_same_inputs_same_tokenizer():
     a, _ = train_tokenizer(CORPUS, TERMS, _cfg(algorithm="unigram"))
     b, _ = train_tokenizer(CORPUS, TERMS, _cfg(algorithm="unigram"))
     assert a.to_str() == b.to_str()
+
+
+@pytest.mark.parametrize("algorithm", ["bpe", "wordpiece"])
+def test_budget_is_met_exactly_and_protected_words_survive_truncation(algorithm):
+    words = ["clause", "obligations", "apply", "indemnification", "law"]
+    tok, report = train_tokenizer(CORPUS, [*TERMS, *words], _cfg(algorithm=algorithm, vocab_size=360))
+    assert report["vocab_size"] == tok.get_vocab_size() == 360
+    enc = tok.encode("the indemnification clause obligations apply law", add_special_tokens=False)
+    assert len(enc.ids) == 6
