@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 from lmtailor.cli import app
 
 DOC = (
-    "This Agreement is governed by the governing law of New York. Neither party is liable for a force majeure event.\n\n"
+    "This Agreement is governed by the governing law of New York. "
+    "Neither party is liable for a force majeure event.\n\n"
     "The indemnification obligations survive. Governing law and force majeure clauses apply to each party.\n"
 )
 

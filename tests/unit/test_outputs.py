@@ -37,7 +37,10 @@ def test_failure_leaves_nothing_and_keeps_the_old_result(tmp_path: Path):
 
 def test_refuses_to_overwrite_by_default(tmp_path: Path):
     (tmp_path / "out").mkdir()
-    with pytest.raises(OutputExistsError, match="--overwrite"), stage_output("demo", StageConfig(out_dir=tmp_path / "out")):
+    with (
+        pytest.raises(OutputExistsError, match="--overwrite"),
+        stage_output("demo", StageConfig(out_dir=tmp_path / "out")),
+    ):
         pass
 
 

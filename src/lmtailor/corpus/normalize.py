@@ -13,6 +13,9 @@ import re
 import unicodedata
 from collections.abc import Callable
 
+from lmtailor.scripts import HAN_CLASS as _HAN
+from lmtailor.scripts import HAN_RE
+
 # Categories dropped from records; whitespace (which is partly Cc) is collapsed instead, never dropped.
 DROPPED = ("Cc", "Cf", "Cs", "Co", "Cn")
 # Categories that make a decoded file look binary (format characters are legitimate in text, so not Cf).
@@ -21,9 +24,7 @@ NOT_TEXT = ("Cc", "Cs", "Co", "Cn")
 _ASTRAL = "\U00010000-\U0010ffff"
 # Han ideographs (basic, extension A, compatibility, extensions B+) plus kana: scripts written without spaces.
 CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _LATIN_EXT = "\u00aa\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff\u2c60-\u2c7f"
-HAN_RE = re.compile(f"[{_HAN}]")
 _LATIN_EXT_RE = re.compile(f"[{_LATIN_EXT}]")
 _OTHER_LETTER_RE = re.compile(f"[^\\W\\d_A-Za-z{_LATIN_EXT}{_HAN}]")
 _ASCII_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))

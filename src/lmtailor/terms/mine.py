@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from wordfreq import word_frequency
 
+from lmtailor.scripts import LATIN_CLASS as LATIN_LETTERS
 from lmtailor.terms.ngrams import IdEncoder, block_spread, iter_levels
-from lmtailor.terms.script import LATIN_LETTERS
 from lmtailor.terms.stats import c_value, cohesion_pmi, dispersion, specificity
 from lmtailor.terms.stopwords import ENGLISH_STOPWORDS
 

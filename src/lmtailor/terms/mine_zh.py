@@ -28,9 +28,9 @@ import jieba
 import numpy as np
 from wordfreq import word_frequency, zipf_frequency
 
+from lmtailor.scripts import HAN_RUN_RE as HAN_RE
 from lmtailor.terms.mine import MinedTerm, MineResult
 from lmtailor.terms.ngrams import IdEncoder, NgramLevel, block_spread, iter_levels, neighbour_entropy
-from lmtailor.terms.script import HAN_RE
 from lmtailor.terms.stats import cohesion_pmi, dispersion, specificity
 
 log = logging.getLogger(__name__)

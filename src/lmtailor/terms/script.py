@@ -6,12 +6,8 @@ laws quoting English contract clauses, say) feeds each miner only the texts writ
 
 from __future__ import annotations
 
-import re
-
-# CJK Unified Ideographs, Extension A and the compatibility block: the characters Chinese terms are made of.
-HAN_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-LATIN_LETTERS = "a-zA-Z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
-LATIN_RE = re.compile(f"[{LATIN_LETTERS}]+")
+from lmtailor.scripts import HAN_RUN_RE as HAN_RE
+from lmtailor.scripts import LATIN_RUN_RE as LATIN_RE
 
 # Only the opening of a long text is looked at: the share of scripts is settled long before 2,000 characters.
 _DETECT_CHARS = 2000

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 from tokenizers import Tokenizer
 
+from lmtailor.scripts import HAN_RE as HAN
+from lmtailor.scripts import LATIN_RUN_RE as WORD
 from lmtailor.tokenizer.protect import TermMatcher
 
-WORD = re.compile(r"[A-Za-z\u00C0-\u024F]+")
-HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _BYTE_TOKEN = re.compile(r"^<0x[0-9A-F]{2}>$")
 
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 from tokenizers import AddedToken, Tokenizer, models, normalizers
 
+from lmtailor.scripts import HAN_RE as _HAN
 from lmtailor.tokenizer.pipeline import SPACE
 
 _LATIN_WORD = re.compile(r"[^\W\d_]+")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 
 
 @dataclass

@@ -92,7 +92,9 @@ def _spool_pieces(texts: Iterable[str], matcher: TermMatcher, lowercase: bool, s
     n = 0
     it = iter(texts)
     while batch := list(islice(it, BATCH)):
-        pieces = [normalize_text(p, lowercase).strip(SPACE) for p in (matcher.split(batch) if matcher.n_terms else batch)]
+        pieces = [
+            normalize_text(p, lowercase).strip(SPACE) for p in (matcher.split(batch) if matcher.n_terms else batch)
+        ]
         block = "\n".join(p for p in pieces if p)
         if not block:
             continue

@@ -39,7 +39,12 @@ def test_byte_level_spelling_matches_hf():
 def test_python_normalisation_matches_the_tokenizers_normaliser():
     from lmtailor.tokenizer.pipeline import normalize_text
 
-    samples = ["Force  Majeure（ＡＢ）\t合同\n\n第1条", "ﬁnancial Ⅻ ½ İstanbul ΣΑΣ", "a\u3000b\u00a0c\u2028d", "①②③ ㈱ ﾊﾝｶｸ"]
+    samples = [
+        "Force  Majeure（ＡＢ）\t合同\n\n第1条",
+        "ﬁnancial Ⅻ ½ İstanbul ΣΑΣ",
+        "a\u3000b\u00a0c\u2028d",
+        "①②③ ㈱ ﾊﾝｶｸ",
+    ]
     for lowercase in (True, False):
         rust = build_normalizer(lowercase)
         for text in samples:
