@@ -28,6 +28,13 @@ class TokenizerTrainConfig(StageConfig):
         le=1.0,
         description="Share of character occurrences the alphabet must cover; rarer characters use byte fallback.",
     )
+    whole_word_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.9,
+        description="Share of the vocabulary that may go to the corpus's most frequent whole Latin-script words "
+        "(each one token, replacing the least useful learned pieces); raises whole-word coverage.",
+    )
     min_frequency: int = Field(2, ge=1, description="Minimum count of a pair to be merged (BPE/WordPiece).")
     max_token_length: int = Field(24, ge=2, description="Longest token, in characters.")
     model_max_length: int = Field(512, ge=8, description="Longest sequence the tokenizer's models accept.")

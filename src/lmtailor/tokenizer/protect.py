@@ -56,11 +56,16 @@ class ProtectedTerms:
         return out
 
     def added_tokens(self) -> list[AddedToken]:
-        """Added tokens matched on the normalised text; a term that starts like a word also in its "▁"-led form, so
-        the space before it does not become a token of its own."""
+        """Added tokens matched on the normalised text.
+
+        A term that starts like a word also gets its "▁"-led form, so the space before it does not become a token of
+        its own. Added tokens match anywhere, so the bare form of a term without Han characters must stand alone
+        (`single_word`): "licenses granted" must not match inside "sublicenses granted". Han has no word
+        boundaries to check (and Rust counts Han as alphanumeric), so a Han term matches wherever it occurs.
+        """
         tokens = []
         for term in self.added:
-            tokens.append(AddedToken(term, normalized=True, special=False))
+            tokens.append(AddedToken(term, normalized=True, special=False, single_word=not _HAN.search(term)))
             if not _HAN.match(term):
                 tokens.append(AddedToken(SPACE + term, normalized=True, special=False))
         return tokens

@@ -23,7 +23,9 @@ import numpy as np
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from lmtailor.errors import ConfigError, EmptyInputError
+from lmtailor.scripts import LATIN_CLASS
 from lmtailor.tokenizer.config import TokenizerTrainConfig
+from lmtailor.tokenizer.fit import VocabPlan, fit_ordered, fit_unigram
 from lmtailor.tokenizer.pipeline import (
     BYTE_TOKENS,
     SPACE,
@@ -39,6 +41,8 @@ from lmtailor.tokenizer.protect import ProtectedTerms, TermMatcher
 
 log = logging.getLogger(__name__)
 BATCH = 1000
+# A Latin-script word after a space: the pre-token a whole-word token would replace.
+_SPACED_WORD = re.compile(f"(?<={SPACE})[{LATIN_CLASS}]+(?![^\\W\\d_])")
 
 
 @dataclass
@@ -61,14 +65,14 @@ def train_tokenizer(texts: Iterable[str], terms: list[str], cfg: TokenizerTrainC
     protected = ProtectedTerms.from_terms(terms[: cfg.max_terms] if cfg.max_terms is not None else terms, normalizer)
     matcher = TermMatcher([*protected.vocab_words, *protected.added], lowercase=cfg.lowercase)
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
-        counts, n_pieces = _spool_pieces(texts, matcher, cfg.lowercase, spool)
+        counts, word_counts, n_pieces = _spool_pieces(texts, matcher, cfg.lowercase, spool)
         if n_pieces == 0:
             raise EmptyInputError(f"training inputs {[str(p) for p in cfg.inputs]} contain no text to train on.")
         alphabet = _alphabet(counts, cfg.character_coverage)
         budget = _model_budget(cfg, alphabet, protected, byte_level)
         spool.seek(0)
         trained = _train_model(cfg, budget, alphabet, _training_lines(spool, alphabet.chars, byte_level))
-    tokenizer = _assemble(trained, cfg, protected, byte_level)
+    tokenizer = _assemble(trained, cfg, protected, word_counts, byte_level)
     report = {
         "algorithm": cfg.algorithm,
         "vocab_size": tokenizer.get_vocab_size(with_added_tokens=True),
@@ -86,9 +90,12 @@ def train_tokenizer(texts: Iterable[str], terms: list[str], cfg: TokenizerTrainC
     return tokenizer, report
 
 
-def _spool_pieces(texts: Iterable[str], matcher: TermMatcher, lowercase: bool, spool: IO[str]) -> tuple[Counter, int]:
-    """Split at terms, normalise, spool one piece a line; count characters per batch with numpy (fast)."""
+def _spool_pieces(
+    texts: Iterable[str], matcher: TermMatcher, lowercase: bool, spool: IO[str]
+) -> tuple[Counter, Counter, int]:
+    """Split at terms, normalise, spool one piece a line; count characters (with numpy) and whole Latin words."""
     counts: Counter = Counter()
+    words: Counter = Counter()
     n = 0
     it = iter(texts)
     while batch := list(islice(it, BATCH)):
@@ -102,7 +109,8 @@ def _spool_pieces(texts: Iterable[str], matcher: TermMatcher, lowercase: bool, s
         n += block.count("\n") + 1
         codes, freq = np.unique(np.frombuffer(block.encode("utf-32-le"), dtype=np.uint32), return_counts=True)
         counts.update({chr(c): int(f) for c, f in zip(codes.tolist(), freq.tolist(), strict=True) if c != 10})
-    return counts, n
+        words.update(_SPACED_WORD.findall(block))
+    return counts, words, n
 
 
 def _alphabet(counts: Counter, coverage: float) -> Alphabet:
@@ -176,17 +184,25 @@ def _train_model(cfg: TokenizerTrainConfig, budget: int, alphabet: Alphabet, lin
     return json.loads(tok.to_str())
 
 
-def _assemble(trained: dict, cfg: TokenizerTrainConfig, protected: ProtectedTerms, byte_level: bool) -> Tokenizer:
+def _assemble(
+    trained: dict, cfg: TokenizerTrainConfig, protected: ProtectedTerms, word_counts: Counter, byte_level: bool
+) -> Tokenizer:
     """Fit the trained model to the budget with byte fallback and in-vocabulary terms, then add pipeline and terms."""
     model = trained["model"]
-    words = [w for word in protected.vocab_words for w in (SPACE + word, word)]
-    if byte_level:
-        words = [to_byte_level(w) for w in words]
+    spell = to_byte_level if byte_level else str
     limit = cfg.vocab_size - len(protected.added_tokens()) - (0 if byte_level else len(BYTE_TOKENS))
+    plan = VocabPlan.from_counts(
+        protected=[spell(w) for word in protected.vocab_words for w in (SPACE + word, word)],
+        counts=Counter({spell(SPACE + w): c for w, c in word_counts.items()}),
+        min_count=cfg.min_frequency,
+        max_len=cfg.max_token_length if not byte_level else 4 * cfg.max_token_length,
+        slots=int(cfg.whole_word_share * limit),
+    )
     if cfg.algorithm == "unigram":
-        _fit_unigram(model, words, limit)
+        added = fit_unigram(model, plan, limit)
     else:
-        _fit_ordered(model, words, limit)
+        added = fit_ordered(model, plan, limit, byte_fallback=not byte_level)
+    log.debug("grafted %d protected or frequent whole words onto the %s model", added, cfg.algorithm)
     if not byte_level:
         model["byte_fallback"] = True
     if cfg.algorithm == "bpe":
@@ -199,55 +215,3 @@ def _assemble(trained: dict, cfg: TokenizerTrainConfig, protected: ProtectedTerm
     tokenizer.add_tokens(protected.added_tokens())
     tokenizer.post_processor = build_post_processor(tokenizer)
     return tokenizer
-
-
-def _fit_ordered(model: dict, words: list[str], limit: int) -> None:
-    """BPE/WordPiece: drop the latest-learned tokens until the missing protected words fit, then append them.
-
-    The trainer was given the budget without the protected words (most of which it learns anyway); learned tokens
-    are in learning order, so dropping from the end gives the same model as training a smaller vocabulary.
-    """
-    ordered = sorted(model["vocab"], key=model["vocab"].get)
-    wanted = set(words)
-    missing = [w for w in dict.fromkeys(words) if w not in model["vocab"]]
-    total, i = len(ordered) + len(missing), len(ordered)
-    dropped: set[str] = set()
-    while total > limit and i > 0:
-        i -= 1
-        tok = ordered[i]
-        # Never drop special tokens, single characters (the alphabet) or protected words.
-        if tok in SPECIAL_TOKENS or len(tok) == 1 or tok in wanted:
-            continue
-        dropped.add(tok)
-        total -= 1
-    tokens = [t for t in ordered if t not in dropped] + missing
-    if "merges" in model:
-        merges = [m.split(" ", 1) if isinstance(m, str) else m for m in model["merges"]]
-        vocab = set(tokens) | set(BYTE_TOKENS)
-        model["merges"] = [[a, b] for a, b in merges if a in vocab and b in vocab and a + b in vocab]
-        tokens += [b for b in BYTE_TOKENS if b not in set(tokens)]
-    model["vocab"] = {t: i for i, t in enumerate(tokens)}
-
-
-def _fit_unigram(model: dict, words: list[str], limit: int) -> None:
-    """Unigram: drop the least likely multi-character pieces until the missing protected words fit."""
-    # The trainer's parallel EM leaves float noise in the last digits and ties in any order; rounding and a
-    # stable order (special tokens first, where the trainer put them) keep runs byte-identical.
-    n_special = len(SPECIAL_TOKENS)
-    rest = sorted(([p, round(s, 6)] for p, s in model["vocab"][n_special:]), key=lambda ps: (-ps[1], ps[0]))
-    pieces = model["vocab"][:n_special] + rest
-    present = {p for p, _ in pieces}
-    wanted = set(words)
-    missing = [w for w in dict.fromkeys(words) if w not in present]
-    excess = len(pieces) + len(missing) - limit
-    for i in range(len(pieces) - 1, n_special - 1, -1):
-        if excess <= 0:
-            break
-        if len(pieces[i][0]) > 1 and pieces[i][0] not in wanted:
-            pieces[i] = None
-            excess -= 1
-    pieces = [p for p in pieces if p is not None]
-    floor = min(s for _, s in pieces) - 10.0
-    pieces += [[b, floor] for b in BYTE_TOKENS if b not in present]
-    # Score 0 (probability 1) beats any segmentation into several pieces, so the whole word always wins.
-    model["vocab"] = pieces + [[w, 0.0] for w in missing]

@@ -9,7 +9,7 @@ CORPUS = [
     "急性心肌梗死患者应当立即治疗，心肌梗死是常见病。",
     "The force majeure clause, the indemnification clause and the governing law clause apply.",
 ] * 50
-TERMS = ["不可抗力", "心肌梗死", "急性心肌梗死", "force majeure", "indemnification", "law"]
+TERMS = ["不可抗力", "心肌梗死", "急性心肌梗死", "force majeure", "indemnification", "law", "licenses granted"]
 
 
 def _cfg(**kw) -> TokenizerTrainConfig:
@@ -20,7 +20,15 @@ def test_bpe_known_answer():
     tok, report = train_tokenizer(CORPUS, TERMS, _cfg(algorithm="bpe"))
     enc = tok.encode("The force majeure clause; 因不可抗力不能履行", add_special_tokens=False)
     assert enc.tokens == ["▁the", "▁force▁majeure", "▁clause", "<0x3B>", "▁", "因", "不可抗力", "不能履行"]
-    assert report["protected_as_vocab_words"] == 2 and report["protected_as_added_tokens"] == 4
+    assert report["protected_as_vocab_words"] == 2 and report["protected_as_added_tokens"] == 5
+
+
+@pytest.mark.parametrize("algorithm", ["bpe", "unigram", "wordpiece"])
+def test_latin_terms_do_not_match_inside_words(algorithm):
+    tok, _ = train_tokenizer(CORPUS, TERMS, _cfg(algorithm=algorithm))
+    for text in ["all sublicenses granted", "(sublicenses granted)"]:
+        pieces = [text[a:b].strip() for a, b in tok.encode(text, add_special_tokens=False).offsets]
+        assert "licenses granted" not in pieces, (text, pieces)
 
 
 @pytest.mark.parametrize("algorithm", ["bpe", "unigram", "wordpiece"])
@@ -31,6 +39,8 @@ def test_protected_terms_are_one_token_wherever_they_occur(algorithm):
         "前不可抗力后": ["不可抗力"],
         "A Force Majeure event": ["force majeure"],
         "(indemnification)": ["indemnification"],
+        "Indemnification of the law": ["indemnification", "law"],
+        "all licenses granted, (licenses granted)": ["licenses granted"],
     }
     for text, terms in cases.items():
         enc = tok.encode(text, add_special_tokens=False)
@@ -78,3 +88,12 @@ def test_budget_is_met_exactly_and_protected_words_survive_truncation(algorithm)
     assert report["vocab_size"] == tok.get_vocab_size() == 360
     enc = tok.encode("the indemnification clause obligations apply law", add_special_tokens=False)
     assert len(enc.ids) == 6
+
+
+def test_whole_word_share_makes_frequent_words_single_tokens():
+    corpus = [f"the {w} clause binds the parties" for w in ["warranty", "termination", "assignment"] * 40]
+    plain, _ = train_tokenizer(corpus, [], _cfg(vocab_size=300, min_frequency=40))
+    rich, _ = train_tokenizer(corpus, [], _cfg(vocab_size=300, min_frequency=40, whole_word_share=0.5))
+    text = "the warranty termination assignment"
+    assert len(rich.encode(text, add_special_tokens=False).ids) == 4
+    assert len(plain.encode(text, add_special_tokens=False).ids) > 4
