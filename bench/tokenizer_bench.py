@@ -47,7 +47,7 @@ def bench_en(work: Path) -> dict:
     t0 = time.perf_counter()
     mined = run_mine(MineConfig.build(inputs=[train], out_dir=work / "en-mined", overwrite=True, show_progress=False))
     mine_s = time.perf_counter() - t0
-    terms = run_merge(MergeConfig.build(inputs=[mined / "terms.tsv"], out_dir=work / "en-terms", max_terms=500,
+    terms = run_merge(MergeConfig.build(inputs=[mined / "terms.tsv"], out_dir=work / "en-terms", max_terms=100,
                                         overwrite=True, show_progress=False))  # fmt: skip
     glossary = terms / "terms.tsv"
     tok = run_train(TokenizerTrainConfig.build(inputs=[train], out_dir=work / "en-tokenizer", vocab_size=10_000,

@@ -29,7 +29,7 @@ class TokenizerTrainConfig(StageConfig):
         description="Share of character occurrences the alphabet must cover; rarer characters use byte fallback.",
     )
     whole_word_share: float = Field(
-        0.0,
+        0.15,
         ge=0.0,
         le=0.9,
         description="Share of the vocabulary that may go to the corpus's most frequent whole Latin-script words "

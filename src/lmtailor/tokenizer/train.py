@@ -41,8 +41,9 @@ from lmtailor.tokenizer.protect import ProtectedTerms, TermMatcher
 
 log = logging.getLogger(__name__)
 BATCH = 1000
-# A Latin-script word after a space: the pre-token a whole-word token would replace.
-_SPACED_WORD = re.compile(f"(?<={SPACE})[{LATIN_CLASS}]+(?![^\\W\\d_])")
+# A Latin-script word as the pre-tokeniser cuts it: "▁word" after a space, or bare "word" after punctuation or a
+# digit ("(excluding", "e-commerce"). Both spellings compete for whole-word slots by their own frequency.
+_WORD_PRETOKEN = re.compile(f"(?:{SPACE}|(?<![^\\W\\d_]))[{LATIN_CLASS}]+(?![^\\W\\d_])")
 
 
 @dataclass
@@ -93,7 +94,7 @@ def train_tokenizer(texts: Iterable[str], terms: list[str], cfg: TokenizerTrainC
 def _spool_pieces(
     texts: Iterable[str], matcher: TermMatcher, lowercase: bool, spool: IO[str]
 ) -> tuple[Counter, Counter, int]:
-    """Split at terms, normalise, spool one piece a line; count characters (with numpy) and whole Latin words."""
+    """Split at terms, normalise, spool one piece a line; count characters (with numpy) and Latin word pre-tokens."""
     counts: Counter = Counter()
     words: Counter = Counter()
     n = 0
@@ -109,7 +110,7 @@ def _spool_pieces(
         n += block.count("\n") + 1
         codes, freq = np.unique(np.frombuffer(block.encode("utf-32-le"), dtype=np.uint32), return_counts=True)
         counts.update({chr(c): int(f) for c, f in zip(codes.tolist(), freq.tolist(), strict=True) if c != 10})
-        words.update(_SPACED_WORD.findall(block))
+        words.update(_WORD_PRETOKEN.findall(block))
     return counts, words, n
 
 
@@ -185,7 +186,11 @@ def _train_model(cfg: TokenizerTrainConfig, budget: int, alphabet: Alphabet, lin
 
 
 def _assemble(
-    trained: dict, cfg: TokenizerTrainConfig, protected: ProtectedTerms, word_counts: Counter, byte_level: bool
+    trained: dict,
+    cfg: TokenizerTrainConfig,
+    protected: ProtectedTerms,
+    word_counts: Counter,
+    byte_level: bool,
 ) -> Tokenizer:
     """Fit the trained model to the budget with byte fallback and in-vocabulary terms, then add pipeline and terms."""
     model = trained["model"]
@@ -193,7 +198,7 @@ def _assemble(
     limit = cfg.vocab_size - len(protected.added_tokens()) - (0 if byte_level else len(BYTE_TOKENS))
     plan = VocabPlan.from_counts(
         protected=[spell(w) for word in protected.vocab_words for w in (SPACE + word, word)],
-        counts=Counter({spell(SPACE + w): c for w, c in word_counts.items()}),
+        counts=Counter({spell(w): c for w, c in word_counts.items()}),
         min_count=cfg.min_frequency,
         max_len=cfg.max_token_length if not byte_level else 4 * cfg.max_token_length,
         slots=int(cfg.whole_word_share * limit),
