@@ -69,13 +69,18 @@ def bench_zh(work: Path) -> dict:
                                         corpus=[train], min_corpus_freq=5, max_terms=6000, overwrite=True,
                                         show_progress=False))  # fmt: skip
     glossary = terms / "terms.tsv"
-    tok = run_train(TokenizerTrainConfig.build(inputs=[train], out_dir=work / "zh-tokenizer", vocab_size=20_000,
-                                               terms=[glossary], overwrite=True, show_progress=False))  # fmt: skip
-    results = _eval(tok, [test], work / "zh-eval", [glossary])
+    sizes = {}
+    for size in (8_000, 12_000, 15_000, 20_000):
+        tok = run_train(TokenizerTrainConfig.build(inputs=[train], out_dir=work / f"zh-tokenizer-{size}",
+                                                   vocab_size=size, terms=[glossary], overwrite=True,
+                                                   show_progress=False))  # fmt: skip
+        sizes[size] = _eval(tok, [test], work / f"zh-eval-{size}", [glossary])
     hf = load_fast_tokenizer(tok)
     probe = {w: hf.encode(w, add_special_tokens=False).tokens for w in ["不可抗力", "因不可抗力不能履行合同"]}
     manifest = json.loads((tok / "lmtailor.json").read_text())
-    return {"results": results, "train": manifest["metrics"], "probe": probe,
+    by_size = {size: {k: r["tokenizer"][k] for k in ("tokens_per_han_char", "unk_rate", "term_integrity")}
+               for size, r in sizes.items()}  # fmt: skip
+    return {"results": sizes[20_000], "by_vocab_size": by_size, "train": manifest["metrics"], "probe": probe,
             "glossary_terms": sum(1 for _ in glossary.open()) - 1}  # fmt: skip
 
 
