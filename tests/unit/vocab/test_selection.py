@@ -33,7 +33,7 @@ def test_known_answer_trimming_map():
     old_to_new = {old: new for new, old in enumerate(sel.kept)}
     assert old_to_new[13] == 12
     new = trim_tokenizer_json(tok_json, old_to_new)
-    assert new["model"]["vocab"] == {t: i for i, t in enumerate(VOCAB[:12] + ["cab"])}
+    assert new["model"]["vocab"] == {t: i for i, t in enumerate([*VOCAB[:12], "cab"])}
     trimmed = Tokenizer.from_str(json.dumps(new))
     assert trimmed.encode("cab ca bac").tokens == ["cab", "c", "##a", "b", "##a", "##c"]  # no [UNK]
 
