@@ -28,6 +28,8 @@ terms_app = typer.Typer(help="Mine domain terms and merge glossaries.")
 tokenizer_app = typer.Typer(help="Train and evaluate domain tokenizers.")
 app.add_typer(terms_app, name="terms")
 app.add_typer(tokenizer_app, name="tokenizer")
+vocab_app = typer.Typer(help="Vocabulary surgery on pretrained models.")
+app.add_typer(vocab_app, name="vocab")
 console = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
@@ -78,6 +80,7 @@ STAGES = {
     "terms.merge": ("lmtailor.terms", "MergeConfig", "run_merge"),
     "tokenizer.train": ("lmtailor.tokenizer", "TokenizerTrainConfig", "run_train"),
     "tokenizer.eval": ("lmtailor.tokenizer", "TokenizerEvalConfig", "run_eval"),
+    "vocab.trim": ("lmtailor.vocab", "TrimConfig", "run_trim"),
 }
 
 
@@ -214,6 +217,40 @@ def _print_eval(path: Path) -> None:
     for row in table_rows(report["results"]):
         table.add_row(*row)
     Console().print(table)
+
+
+@vocab_app.command("trim")
+def vocab_trim_cmd(
+    model: Annotated[str | None, typer.Argument(help="HF model folder to trim.")] = None,
+    inputs: Annotated[
+        list[Path] | None, typer.Argument(help="Domain corpus folder(s) or raw text files/folders.")
+    ] = None,
+    out: OutOpt = None,
+    coverage: Annotated[
+        float | None, typer.Option(help="Share of token occurrences the kept tokens must cover.")
+    ] = None,
+    size: Annotated[int | None, typer.Option(help="Keep exactly this many tokens (overrides --coverage).")] = None,
+    keep: Annotated[list[Path] | None, typer.Option("--keep", help="Glossary whose terms' tokens must stay.")] = None,
+    verify: Annotated[list[Path] | None, typer.Option("--verify", help="Held-out text for the parity check.")] = None,
+    split: Annotated[str | None, typer.Option(help="Split of a corpus folder to count on.")] = None,
+    config: ConfigOpt = None,
+    overwrite: OverwriteOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Keep only the tokens a domain uses; slice embeddings and output layer; verify against the original."""
+    out_dir = _run(
+        "vocab.trim", "vocab_trim", config, model=model, inputs=_paths(inputs), out_dir=out, coverage=coverage,
+        size=size, keep=_paths(keep), verify_inputs=_paths(verify), split=split, overwrite=overwrite,
+        show_progress=progress,
+    )  # fmt: skip
+    report = json.loads((out_dir / "trim_report.json").read_text(encoding="utf-8"))
+    parity = report["parity"]
+    typer.echo(
+        f"vocabulary {report['vocab_before']:,} → {report['vocab_after']:,}; parameters "
+        f"{report['parameters_before']:,} → {report['parameters_after']:,}; held-out token coverage "
+        f"{report['heldout_token_coverage']}; max |Δ| hidden {parity['max_abs_diff_hidden']:.2e} on "
+        f"{parity['texts']} texts"
+    )
 
 
 @app.command("demo")

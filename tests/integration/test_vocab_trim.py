@@ -104,3 +104,15 @@ def test_minilm_on_cuad_dev(shared_data, tmp_path):
     assert report["heldout_unk_trimmed"] == report["heldout_unk_original"]
     tok = AutoTokenizer.from_pretrained(str(tmp_path / "trimmed"))
     assert tok.unk_token_id not in tok("an entirely unrelated sentence about zebras")["input_ids"]
+
+
+def test_cli_trim(tiny_bert, domain, tmp_path):
+    from typer.testing import CliRunner
+
+    from lmtailor.cli import app
+
+    args = ["vocab", "trim", str(tiny_bert), str(domain), "--coverage", "1.0", "--verify", str(domain), "--out",
+            str(tmp_path / "t"), "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "vocabulary" in result.output and (tmp_path / "t" / "model.safetensors").is_file()

@@ -1,0 +1,91 @@
+"""Vocabulary trimming benchmark (issue 3): MiniLM trimmed to the CUAD contracts, checked on held-out contracts,
+side by side with TextPruner's VocabularyPruner in the same run (when its separate venv exists).
+
+    .venv/bin/python bench/vocab_bench.py --out bench/results [--textpruner-python /work/tp-venv/bin/python]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from lmtailor.corpus import iter_texts
+from lmtailor.tokenizer.hf import default_reference
+from lmtailor.vocab import TrimConfig, run_trim
+from lmtailor.vocab.counting import count_token_ids
+
+REPO = Path(__file__).resolve().parents[1]
+CUAD = REPO.parent / "shared" / "data" / "en-legal" / "cuad" / "contracts"
+log = logging.getLogger("bench")
+
+
+def heldout(original: Path, trimmed: Path, texts: list[str]) -> dict:
+    """Token coverage and [UNK]s on all held-out text, original vs trimmed tokenizer."""
+    old, new = (
+        Tokenizer.from_file(str(original / "tokenizer.json")),
+        Tokenizer.from_file(str(trimmed / "tokenizer.json")),
+    )
+    old_counts, _ = count_token_ids(old, texts)
+    new_counts, _ = count_token_ids(new, texts)
+    kept = {t for t in new.get_vocab(with_added_tokens=True)}
+    old_vocab = old.get_vocab(with_added_tokens=True)
+    kept_ids = np.array([old_vocab[t] for t in kept if t in old_vocab])
+    return {
+        "token_coverage": round(float(old_counts[kept_ids].sum() / old_counts.sum()), 5),
+        "unk_original": int(old_counts[old.token_to_id("[UNK]")]),
+        "unk_trimmed": int(new_counts[new.token_to_id("[UNK]")]),
+        "tokens_original": int(old_counts.sum()),
+        "tokens_trimmed": int(new_counts.sum()),
+    }
+
+
+def trim(out: Path, **kw) -> dict:
+    t0 = time.perf_counter()
+    cfg = TrimConfig.build(model=str(default_reference()), inputs=[CUAD / "train"], verify_inputs=[CUAD / "test"],
+                           out_dir=out, overwrite=True, show_progress=False, **kw)  # fmt: skip
+    folder = run_trim(cfg)
+    seconds = time.perf_counter() - t0
+    report = json.loads((folder / "trim_report.json").read_text())
+    report["wall_seconds"] = round(seconds, 2)
+    return report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/vocab-bench"))
+    ap.add_argument("--textpruner-python", type=Path, default=Path("/work/tp-venv/bin/python"))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    test_texts = list(iter_texts([CUAD / "test"]))
+    results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.machine(),
+                     "command": "python bench/vocab_bench.py"}  # fmt: skip
+    for name, kw in {"coverage_0.999": {"coverage": 0.999}, "size_10435": {"size": 10_435, "coverage": None}}.items():
+        report = trim(args.work / name, **kw)
+        report["heldout_all"] = heldout(default_reference(), args.work / name, test_texts)
+        results[name] = report
+        log.info("%s: %s", name, json.dumps(report)[:1500])
+    if args.textpruner_python.is_file():
+        tp_out = args.work / "textpruner.json"
+        cmd = [str(args.textpruner_python), str(REPO / "bench" / "textpruner_vocab.py"), "--train", str(CUAD / "train"),
+               "--test", str(CUAD / "test"), "--out", str(tp_out)]  # fmt: skip
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        results["textpruner"] = json.loads(tp_out.read_text()) if tp_out.is_file() else {"error": proc.stderr[-2000:]}
+        results["textpruner"]["bench_wall_seconds"] = round(time.perf_counter() - t0, 2)
+    (args.out / "vocab_bench.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
