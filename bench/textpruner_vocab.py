@@ -20,25 +20,25 @@ pruned and original tokenizers, token coverage, and how far the pruned model's o
 
 from __future__ import annotations
 
+import argparse
+import importlib.metadata as md
+import importlib.util
+import json
 import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
 
+# Before transformers is imported (only inside functions): no hub look-ups, no progress bars in the bench log.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
-
-import argparse  # noqa: E402
-import importlib.metadata as md  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shlex  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 
 def default_model_dir() -> Path:
@@ -108,13 +108,21 @@ def check(save_dir: Path, model_dir: Path, test: Path, sample: int, max_length: 
     try:
         t0 = time.perf_counter()
         tok = AutoTokenizer.from_pretrained(save_dir)
-        res["autotokenizer_load"] = {"ok": True, "class": type(tok).__name__, "seconds": round(time.perf_counter() - t0, 3)}
+        res["autotokenizer_load"] = {
+            "ok": True,
+            "class": type(tok).__name__,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
     except Exception as e:  # recorded, not fixed: the point is whether it loads without hand edits
         res["autotokenizer_load"] = {"ok": False, "error": _err(e), "traceback": traceback.format_exc()[-3000:]}
     try:
         t0 = time.perf_counter()
         model = AutoModel.from_pretrained(save_dir).eval()
-        res["automodel_load"] = {"ok": True, "class": type(model).__name__, "seconds": round(time.perf_counter() - t0, 3)}
+        res["automodel_load"] = {
+            "ok": True,
+            "class": type(model).__name__,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
     except Exception as e:
         res["automodel_load"] = {"ok": False, "error": _err(e), "traceback": traceback.format_exc()[-3000:]}
 
@@ -139,7 +147,11 @@ def check(save_dir: Path, model_dir: Path, test: Path, sample: int, max_length: 
         }
     if model is not None:
         emb = model.get_input_embeddings().weight.shape[0]
-        res["pruned_model"] = {"params": n_params(model), "embedding_rows": emb, "config_vocab_size": model.config.vocab_size}
+        res["pruned_model"] = {
+            "params": n_params(model),
+            "embedding_rows": emb,
+            "config_vocab_size": model.config.vocab_size,
+        }
         if tok is not None:
             res["pruned_model"]["rows_match_tokenizer"] = emb == len(tok)
             res["outputs_vs_original"] = compare(orig_model, orig_tok, model, tok, texts, sample, max_length)
@@ -180,14 +192,13 @@ def compare(orig_model, orig_tok, model, tok, texts: list[str], sample: int, max
 
 def prune(args: argparse.Namespace) -> dict:
     import torch
+    from textpruner import GeneralConfig, VocabularyPruner, VocabularyPruningConfig
     from transformers import AutoModel, AutoTokenizer
 
-    from textpruner import GeneralConfig, VocabularyPruner, VocabularyPruningConfig
-
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    res: dict = {}
+    t0 = time.perf_counter()
     texts, n_files = read_lines(args.train)
-    res["train_files"], res["train_lines"] = n_files, len(texts)
+    res: dict = {"train_files": n_files, "train_lines": len(texts), "read_seconds": round(time.perf_counter() - t0, 3)}
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModel.from_pretrained(args.model)
@@ -255,7 +266,10 @@ def main() -> None:
         result["fresh_check"]["seconds"] = round(time.perf_counter() - t0, 2)
         check_out.unlink(missing_ok=True)
         orig = folder_bytes(args.model)
-        result["original_bytes_on_disk"] = {"folder": sum(orig.values()), "model.safetensors": orig.get("model.safetensors")}
+        result["original_bytes_on_disk"] = {
+            "folder": sum(orig.values()),
+            "model.safetensors": orig.get("model.safetensors"),
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

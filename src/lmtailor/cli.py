@@ -81,6 +81,7 @@ STAGES = {
     "tokenizer.train": ("lmtailor.tokenizer", "TokenizerTrainConfig", "run_train"),
     "tokenizer.eval": ("lmtailor.tokenizer", "TokenizerEvalConfig", "run_eval"),
     "vocab.trim": ("lmtailor.vocab", "TrimConfig", "run_trim"),
+    "vocab.extend": ("lmtailor.vocab", "ExtendConfig", "run_extend"),
 }
 
 
@@ -250,6 +251,32 @@ def vocab_trim_cmd(
         f"{report['parameters_before']:,} → {report['parameters_after']:,}; held-out token coverage "
         f"{report['heldout_token_coverage']}; max |Δ| hidden {parity['max_abs_diff_hidden']:.2e} on "
         f"{parity['texts']} texts"
+    )
+
+
+@vocab_app.command("extend")
+def vocab_extend_cmd(
+    model: Annotated[str | None, typer.Argument(help="HF model folder to extend.")] = None,
+    terms: Annotated[list[Path] | None, typer.Argument(help="Glossaries of terms to add as whole tokens.")] = None,
+    out: OutOpt = None,
+    max_terms: Annotated[int | None, typer.Option(help="Add at most this many terms.")] = None,
+    verify: Annotated[
+        list[Path] | None, typer.Option("--verify", help="Held-out text for the unchanged check.")
+    ] = None,
+    config: ConfigOpt = None,
+    overwrite: OverwriteOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Add terms as single tokens, embeddings initialised as the mean of their old pieces."""
+    out_dir = _run(
+        "vocab.extend", "vocab_extend", config, model=model, terms=_paths(terms), out_dir=out, max_terms=max_terms,
+        verify_inputs=_paths(verify), overwrite=overwrite, show_progress=progress,
+    )  # fmt: skip
+    report = json.loads((out_dir / "extend_report.json").read_text(encoding="utf-8"))
+    typer.echo(
+        f"added {report['terms_added']} terms ({report['added_terms_one_token']} are one token); vocabulary "
+        f"{report['vocab_before']:,} → {report['vocab_after']:,}; term-free outputs unchanged: "
+        f"{report['outputs_unchanged_on_term_free_text']}"
     )
 
 

@@ -1,0 +1,62 @@
+"""`lmtailor vocab extend` on a tiny BERT: whole-token terms, mean-of-pieces init, term-free outputs unchanged."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+from lmtailor.errors import EmptyInputError
+from lmtailor.vocab import ExtendConfig, run_extend
+from lmtailor.vocab.mlm import mlm_loss
+
+
+@pytest.fixture
+def glossary(tmp_path: Path) -> Path:
+    path = tmp_path / "terms.txt"
+    path.write_text("Governed By\nwritten notice\nconfidential information\nthe\n", encoding="utf-8")
+    return path
+
+
+def test_extend_adds_whole_tokens_with_mean_init(tiny_bert, glossary, tmp_path):
+    held = tmp_path / "held.txt"
+    held.write_text("The licensee shall indemnify the licensor.\n\nEither party may terminate.\n", encoding="utf-8")
+    cfg = ExtendConfig.build(model=str(tiny_bert), terms=[glossary], verify_inputs=[held], out_dir=tmp_path / "ext",
+                             show_progress=False)  # fmt: skip
+    report = json.loads((run_extend(cfg) / "extend_report.json").read_text())
+    assert report["terms_added"] == 3 and report["terms_skipped"]["already_one_token"] == 1  # "the" is a token
+    assert report["added_terms_one_token"] == 3 and report["outputs_unchanged_on_term_free_text"]
+
+    old_tok, new_tok = (
+        AutoTokenizer.from_pretrained(str(tiny_bert)),
+        AutoTokenizer.from_pretrained(str(tmp_path / "ext")),
+    )
+    old = AutoModelForMaskedLM.from_pretrained(str(tiny_bert)).eval()
+    new = AutoModelForMaskedLM.from_pretrained(str(tmp_path / "ext")).eval()
+    assert new_tok.tokenize("This Agreement is GOVERNED BY the laws.")[:4] == ["this", "agreement", "is", "governed by"]
+    pieces = old_tok("written notice", add_special_tokens=False).input_ids
+    row = new_tok.convert_tokens_to_ids("written notice")
+    emb_old, emb_new = old.get_input_embeddings().weight, new.get_input_embeddings().weight
+    assert torch.allclose(emb_new[row], emb_old[pieces].mean(0))
+    assert torch.equal(emb_new[: len(old_tok)], emb_old)
+    assert torch.allclose(new.cls.predictions.bias[row], old.cls.predictions.bias[pieces].mean())
+    text = "Either party may terminate this agreement."
+    with torch.no_grad():
+        a = old(**old_tok(text, return_tensors="pt"), output_hidden_states=True)
+        b = new(**new_tok(text, return_tensors="pt"), output_hidden_states=True)
+    assert torch.equal(a.hidden_states[-1], b.hidden_states[-1])  # bitwise, on text without the new terms
+    # Logits over the old vocabulary: the same up to float rounding (a wider output matrix blocks the GEMM differently)
+    assert torch.allclose(a.logits, b.logits[..., : len(old_tok)], atol=1e-6, rtol=0)
+    assert mlm_loss(new, new_tok, [text] * 4) == mlm_loss(new, new_tok, [text] * 4)  # fixed masks: reproducible
+
+
+def test_nothing_to_add_is_an_error(tiny_bert, tmp_path):
+    terms = tmp_path / "t.txt"
+    terms.write_text("the\nlicensee\n", encoding="utf-8")
+    cfg = ExtendConfig.build(model=str(tiny_bert), terms=[terms], out_dir=tmp_path / "ext", show_progress=False)
+    with pytest.raises(EmptyInputError, match="needs adding"):
+        run_extend(cfg)
+    assert not (tmp_path / "ext").exists()
