@@ -48,14 +48,54 @@ def heldout(original: Path, trimmed: Path, texts: list[str]) -> dict:
     }
 
 
-def trim(out: Path, **kw) -> dict:
+def trim(corpus: Path, out: Path, **kw) -> dict:
     t0 = time.perf_counter()
-    cfg = TrimConfig.build(model=str(default_reference()), inputs=[CUAD / "train"], verify_inputs=[CUAD / "test"],
+    cfg = TrimConfig.build(model=str(default_reference()), inputs=[corpus], verify_inputs=[CUAD / "test"],
                            out_dir=out, overwrite=True, show_progress=False, **kw)  # fmt: skip
     folder = run_trim(cfg)
     seconds = time.perf_counter() - t0
     report = json.loads((folder / "trim_report.json").read_text())
     report["wall_seconds"] = round(seconds, 2)
+    return report
+
+
+def extend(work: Path, test_texts: list[str]) -> dict:
+    """MiniLM + 300 mined CUAD terms; MLM loss with mean-of-pieces vs random rows for the new tokens."""
+    import torch
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    from lmtailor.terms import MergeConfig, MineConfig, run_merge, run_mine
+    from lmtailor.vocab import ExtendConfig, run_extend
+    from lmtailor.vocab.mlm import mlm_loss
+
+    mined = run_mine(MineConfig.build(inputs=[CUAD / "train"], out_dir=work / "mined", overwrite=True,
+                                      show_progress=False))  # fmt: skip
+    terms = run_merge(MergeConfig.build(inputs=[mined / "terms.tsv"], out_dir=work / "terms", max_terms=300,
+                                        overwrite=True, show_progress=False))  # fmt: skip
+    t0 = time.perf_counter()
+    out = run_extend(ExtendConfig.build(model=str(default_reference()), terms=[terms / "terms.tsv"],
+                                        verify_inputs=[CUAD / "test"], out_dir=work / "extended", overwrite=True,
+                                        show_progress=False))  # fmt: skip
+    report = json.loads((out / "extend_report.json").read_text())
+    report["seconds"] = round(time.perf_counter() - t0, 2)
+    report.pop("pieces", None)
+    # MiniLM ships without its MLM head: the head's transform is initialised from the same seed for every model
+    # compared, and the decoder is tied to the (compared) input embeddings.
+    tok = AutoTokenizer.from_pretrained(str(out))
+    texts = test_texts[:300]
+    losses = {}
+    for name in ("mean_init", "random_init", "original"):
+        torch.manual_seed(0)
+        folder = default_reference() if name == "original" else out
+        model = BertForMaskedLM.from_pretrained(str(folder)).eval()
+        if name == "random_init":
+            with torch.no_grad():
+                rows = model.get_input_embeddings().weight[report["vocab_before"] :]
+                rows.normal_(0.0, model.config.initializer_range, generator=torch.Generator().manual_seed(1))
+        use_tok = AutoTokenizer.from_pretrained(str(folder))
+        losses[name] = round(mlm_loss(model, use_tok, texts), 4)
+    report["mlm_loss_heldout"] = losses
+    del tok
     return report
 
 
@@ -67,14 +107,27 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
+    from lmtailor.corpus import CorpusConfig
+    from lmtailor.corpus import run as run_corpus
+
     test_texts = list(iter_texts([CUAD / "test"]))
-    results: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.machine(),
-                     "command": "python bench/vocab_bench.py"}  # fmt: skip
+    t0 = time.perf_counter()
+    corpus = run_corpus(CorpusConfig.build(inputs=[CUAD / "train"], out_dir=args.work / "corpus", overwrite=True,
+                                           split_ratios=[1, 0, 0], show_progress=False))  # fmt: skip
+    corpus_seconds = time.perf_counter() - t0
+    results: dict = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "command": "python bench/vocab_bench.py",
+        "corpus_stage_seconds": round(corpus_seconds, 2),
+    }
     for name, kw in {"coverage_0.999": {"coverage": 0.999}, "size_10435": {"size": 10_435, "coverage": None}}.items():
-        report = trim(args.work / name, **kw)
+        report = trim(corpus, args.work / name, **kw)
         report["heldout_all"] = heldout(default_reference(), args.work / name, test_texts)
         results[name] = report
         log.info("%s: %s", name, json.dumps(report)[:1500])
+    results["extend"] = extend(args.work, test_texts)
+    log.info("extend: %s", json.dumps(results["extend"]))
     if args.textpruner_python.is_file():
         tp_out = args.work / "textpruner.json"
         cmd = [str(args.textpruner_python), str(REPO / "bench" / "textpruner_vocab.py"), "--train", str(CUAD / "train"),

@@ -97,6 +97,7 @@ def run_trim(config: TrimConfig) -> Path:
         for extra in extra_files(src):
             (shutil.copytree if extra.is_dir() else shutil.copy2)(extra, out.dir / extra.name)
         new_tok = Tokenizer.from_file(str(out.dir / "tokenizer.json"))
+        trim_seconds = time.perf_counter() - t0
         texts = _verify_texts(config)
         tokens = compare_tokenizers(Tokenizer.from_file(str(src / "tokenizer.json")), new_tok, old_to_new, texts)
         if tokens.mismatched:
@@ -109,8 +110,9 @@ def run_trim(config: TrimConfig) -> Path:
         orig_tok = Tokenizer.from_file(str(src / "tokenizer.json"))
         outputs = compare_outputs(model, trimmed, orig_tok, old_to_new, texts, max_length=length)
         report = _report(config, model, trimmed, selection, kept, counts, n_texts, tokens, outputs)
-        report.update(seconds_counting=round(count_seconds, 2), seconds_total=round(time.perf_counter() - t0, 2),
-                      bytes_before=_bytes(src), tokenizer_files_left_out=left_out)  # fmt: skip
+        report.update(seconds_counting=round(count_seconds, 2), seconds_trimming=round(trim_seconds, 2),
+                      seconds_total=round(time.perf_counter() - t0, 2), bytes_before=_bytes(src),
+                      tokenizer_files_left_out=left_out)  # fmt: skip
         write_json(out.dir / "trim_report.json", report)
         report["bytes_after"] = _bytes(out.dir)
         write_json(out.dir / "trim_report.json", report)
