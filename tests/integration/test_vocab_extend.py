@@ -60,3 +60,22 @@ def test_nothing_to_add_is_an_error(tiny_bert, tmp_path):
     with pytest.raises(EmptyInputError, match="needs adding"):
         run_extend(cfg)
     assert not (tmp_path / "ext").exists()
+
+
+@pytest.mark.parametrize("fixture", ["tiny_roberta", "tiny_unigram"])
+def test_extend_round_trip_other_tokenizer_families(fixture, tmp_path, request):
+    src = request.getfixturevalue(fixture)
+    terms = tmp_path / "terms.txt"
+    terms.write_text("written notice\nthird party\n", encoding="utf-8")
+    cfg = ExtendConfig.build(model=str(src), terms=[terms], out_dir=tmp_path / "ext", show_progress=False)
+    report = json.loads((run_extend(cfg) / "extend_report.json").read_text())
+    assert report["terms_added"] == report["added_terms_one_token"] == 2
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "ext"))
+    model = AutoModelForMaskedLM.from_pretrained(str(tmp_path / "ext"))
+    ids = tok("Upon written notice to any third party.", add_special_tokens=False).input_ids
+    assert tok.convert_tokens_to_ids("written notice") in ids and tok.convert_tokens_to_ids("third party") in ids
+    assert model.config.vocab_size == len(tok)
+    old = AutoTokenizer.from_pretrained(str(src))
+    old_ids = old("Upon written notice to any third party.", add_special_tokens=False).input_ids
+    # HF joins added tokens with spaces when decoding; the characters are the same.
+    assert "".join(tok.decode(ids).split()) == "".join(old.decode(old_ids).split())
