@@ -82,6 +82,7 @@ STAGES = {
     "tokenizer.eval": ("lmtailor.tokenizer", "TokenizerEvalConfig", "run_eval"),
     "vocab.trim": ("lmtailor.vocab", "TrimConfig", "run_trim"),
     "vocab.extend": ("lmtailor.vocab", "ExtendConfig", "run_extend"),
+    "vocab.transfer": ("lmtailor.vocab", "TransferConfig", "run_transfer"),
 }
 
 
@@ -278,6 +279,26 @@ def vocab_extend_cmd(
         f"{report['vocab_before']:,} → {report['vocab_after']:,}; term-free outputs unchanged: "
         f"{report['outputs_unchanged_on_term_free_text']}"
     )
+
+
+@vocab_app.command("transfer")
+def vocab_transfer_cmd(
+    model: Annotated[str | None, typer.Argument(help="HF model folder whose weights are transferred.")] = None,
+    tokenizer: Annotated[Path | None, typer.Argument(help="New tokenizer folder (lmtailor tokenizer train).")] = None,
+    out: OutOpt = None,
+    verify: Annotated[
+        list[Path] | None, typer.Option("--verify", help="Held-out text for the MLM-loss report.")
+    ] = None,
+    config: ConfigOpt = None,
+    overwrite: OverwriteOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Move a model onto a domain tokenizer: each new token starts as the mean of its old pieces."""
+    out_dir = _run(
+        "vocab.transfer", "vocab_transfer", config, model=model, tokenizer=tokenizer, out_dir=out,
+        verify_inputs=_paths(verify), overwrite=overwrite, show_progress=progress,
+    )  # fmt: skip
+    typer.echo((out_dir / "transfer_report.json").read_text(encoding="utf-8"))
 
 
 @app.command("demo")

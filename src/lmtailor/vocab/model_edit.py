@@ -60,11 +60,33 @@ def slice_model(model: PreTrainedModel, kept: list[int]) -> PreTrainedModel:
     """A new model of the same class whose vocabulary is the rows `kept` (old ids, ascending) of the original."""
     index = torch.tensor(kept, dtype=torch.long)
     sliced = {name: t.detach()[index].clone() for name, t in vocab_tensors(model).items()}
+    return _rebuild(model, sliced, len(kept), {old: new for new, old in enumerate(kept)})
+
+
+@torch.no_grad()
+def average_rows(model: PreTrainedModel, rows: list[list[int]], special_map: dict[int, int]) -> PreTrainedModel:
+    """A new model whose token i has, in every vocabulary tensor, the mean of the old rows `rows[i]`.
+
+    `special_map` (old id → new id) carries the special-token ids of the config (pad, bos, eos, ...).
+    """
+    flat = torch.tensor([i for r in rows for i in r], dtype=torch.long)
+    offsets = torch.tensor([0, *torch.tensor([len(r) for r in rows]).cumsum(0).tolist()[:-1]], dtype=torch.long)
+    averaged = {}
+    for name, t in vocab_tensors(model).items():
+        weight = t.detach().float() if t.dim() == 2 else t.detach().float().unsqueeze(1)
+        # EmbeddingBag(mode="mean") averages a variable number of rows per output row in one call.
+        rows_mean = torch.nn.functional.embedding_bag(flat, weight, offsets, mode="mean")
+        averaged[name] = (rows_mean if t.dim() == 2 else rows_mean.squeeze(1)).to(t.dtype)
+    return _rebuild(model, averaged, len(rows), special_map)
+
+
+def _rebuild(
+    model: PreTrainedModel, vocab_state: dict[str, torch.Tensor], vocab_size: int, old_to_new: dict[int, int]
+) -> PreTrainedModel:
     state = {k: v for k, v in model.state_dict().items()}
-    state.update(sliced)
+    state.update(vocab_state)
     config = model.config.__class__.from_dict(model.config.to_dict())
-    config.vocab_size = len(kept)
-    old_to_new = {old: new for new, old in enumerate(kept)}
+    config.vocab_size = vocab_size
     for attr in (
         "pad_token_id",
         "bos_token_id",
@@ -78,7 +100,7 @@ def slice_model(model: PreTrainedModel, kept: list[int]) -> PreTrainedModel:
             setattr(config, attr, old_to_new.get(value))
     new_model = model.__class__(config)
     missing, unexpected = new_model.load_state_dict(state, strict=False)
-    tied = {k for k in missing if k in sliced or "decoder" in k}
+    tied = {k for k in missing if k in vocab_state or "decoder" in k}
     if set(missing) - tied or unexpected:
         raise InputFormatError(f"cannot rebuild {model.__class__.__name__}: missing {missing}, unexpected {unexpected}")
     if missing:
