@@ -99,11 +99,35 @@ def extend(work: Path, test_texts: list[str]) -> dict:
     return report
 
 
+def transfer(work: Path, corpus: Path) -> dict:
+    """MiniLM moved onto an 8,000-token domain tokenizer trained on the same contracts; MLM loss before training."""
+    from lmtailor.tokenizer import TokenizerTrainConfig, run_train
+    from lmtailor.vocab import TransferConfig, run_transfer
+
+    tok = run_train(TokenizerTrainConfig.build(inputs=[corpus], out_dir=work / "tok8k", vocab_size=8000,
+                                               overwrite=True, show_progress=False))  # fmt: skip
+    t0 = time.perf_counter()
+    cfg = TransferConfig.build(
+        model=str(default_reference()),
+        tokenizer=tok,
+        verify_inputs=[CUAD / "test"],
+        verify_texts=300,
+        out_dir=work / "transferred",
+        overwrite=True,
+        show_progress=False,
+    )
+    out = run_transfer(cfg)
+    report = json.loads((out / "transfer_report.json").read_text())
+    report["seconds"] = round(time.perf_counter() - t0, 2)
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     ap.add_argument("--work", type=Path, default=Path("/tmp/vocab-bench"))
     ap.add_argument("--textpruner-python", type=Path, default=Path("/work/tp-venv/bin/python"))
+    ap.add_argument("--only", choices=["trim", "extend", "transfer", "textpruner"], action="append")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -121,14 +145,20 @@ def main() -> None:
         "command": "python bench/vocab_bench.py",
         "corpus_stage_seconds": round(corpus_seconds, 2),
     }
-    for name, kw in {"coverage_0.999": {"coverage": 0.999}, "size_10435": {"size": 10_435, "coverage": None}}.items():
+    todo = set(args.only or ["trim", "extend", "transfer", "textpruner"])
+    trims = {"coverage_0.999": {"coverage": 0.999}, "size_10435": {"size": 10_435, "coverage": None}}
+    for name, kw in trims.items() if "trim" in todo else ():
         report = trim(corpus, args.work / name, **kw)
         report["heldout_all"] = heldout(default_reference(), args.work / name, test_texts)
         results[name] = report
         log.info("%s: %s", name, json.dumps(report)[:1500])
-    results["extend"] = extend(args.work, test_texts)
-    log.info("extend: %s", json.dumps(results["extend"]))
-    if args.textpruner_python.is_file():
+    if "extend" in todo:
+        results["extend"] = extend(args.work, test_texts)
+        log.info("extend: %s", json.dumps(results["extend"]))
+    if "transfer" in todo:
+        results["transfer"] = transfer(args.work, corpus)
+        log.info("transfer: %s", json.dumps(results["transfer"]))
+    if "textpruner" in todo and args.textpruner_python.is_file():
         tp_out = args.work / "textpruner.json"
         cmd = [str(args.textpruner_python), str(REPO / "bench" / "textpruner_vocab.py"), "--train", str(CUAD / "train"),
                "--test", str(CUAD / "test"), "--out", str(tp_out)]  # fmt: skip
