@@ -31,3 +31,51 @@ def mlm_loss(
         total += float(out.loss) * n
         count += n
     return total / count if count else float("nan")
+
+
+def fit_mlm_head(
+    model: PreTrainedModel, tokenizer, texts: list[str], steps: int = 300, batch: int = 16, lr: float = 1e-3,
+    seed: int = 0, max_length: int = 128,
+) -> list[float]:  # fmt: skip
+    """Train only the MLM head (encoder and embeddings frozen) so a model saved without one can be scored.
+
+    Encoders published for sentence embeddings (all-MiniLM-L6-v2) ship without their MLM head; an untrained head
+    makes every MLM loss sit at chance and says nothing about the embeddings. The output decoder stays tied to the
+    input embeddings, so only the head's transform and bias learn. Returns the loss curve.
+    """
+    torch.manual_seed(seed)
+    head = [p for n, p in model.named_parameters() if _is_head(model, n)]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in head:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(head, lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    curve = []
+    for step in range(steps):
+        chunk = [texts[(step * batch + i) % len(texts)] for i in range(batch)]
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, truncation=True, max_length=max_length,
+                        return_special_tokens_mask=True)  # fmt: skip
+        special = enc.pop("special_tokens_mask").bool()
+        masked = (torch.rand(enc["input_ids"].shape, generator=gen) < 0.15) & ~special & enc["attention_mask"].bool()
+        labels = enc["input_ids"].masked_fill(~masked, -100)
+        inputs = enc["input_ids"].masked_fill(masked, tokenizer.mask_token_id)
+        with torch.enable_grad():
+            loss = model(input_ids=inputs, attention_mask=enc["attention_mask"], labels=labels).loss
+            loss.backward()
+        opt.step()
+        opt.zero_grad()
+        curve.append(float(loss))
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return curve
+
+
+def _is_head(model: PreTrainedModel, name: str) -> bool:
+    """Parameters of the MLM head other than the (tied) decoder weight."""
+    prefix = next((p for p in ("cls.", "lm_head.", "vocab_transform", "vocab_layer_norm", "vocab_projector")
+                   if name.startswith(p)), None)  # fmt: skip
+    out = model.get_output_embeddings()
+    return prefix is not None and not (out is not None and name.endswith("decoder.weight"))
