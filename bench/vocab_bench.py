@@ -71,7 +71,7 @@ def fitted_head(work: Path, corpus: Path) -> tuple[Path, dict]:
     tok = AutoTokenizer.from_pretrained(str(default_reference()))
     texts = list(iter_texts([corpus]))[::10]
     t0 = time.perf_counter()
-    curve = fit_mlm_head(model, tok, texts, steps=400)
+    curve = fit_mlm_head(model, tok, texts, steps=300)
     folder = work / "minilm-mlm"
     model.save_pretrained(str(folder))
     tok.save_pretrained(str(folder))
