@@ -66,17 +66,20 @@ def fitted_head(work: Path, corpus: Path) -> tuple[Path, dict]:
 
     from lmtailor.vocab.mlm import fit_mlm_head
 
+    folder = work / "minilm-mlm"
+    if (folder / "head_fit.json").is_file():  # fitted by an earlier run with the same work folder
+        return folder, json.loads((folder / "head_fit.json").read_text())
     torch.manual_seed(0)
     model = BertForMaskedLM.from_pretrained(str(default_reference()))
     tok = AutoTokenizer.from_pretrained(str(default_reference()))
     texts = list(iter_texts([corpus]))[::10]
     t0 = time.perf_counter()
     curve = fit_mlm_head(model, tok, texts, steps=300)
-    folder = work / "minilm-mlm"
     model.save_pretrained(str(folder))
     tok.save_pretrained(str(folder))
     info = {"steps": len(curve), "loss_first": round(curve[0], 3), "loss_last_50": round(sum(curve[-50:]) / 50, 3),
             "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    (folder / "head_fit.json").write_text(json.dumps(info))
     return folder, info
 
 
@@ -128,7 +131,7 @@ def transfer(work: Path, corpus: Path, base: Path) -> dict:
                                                overwrite=True, show_progress=False))  # fmt: skip
     t0 = time.perf_counter()
     cfg = TransferConfig.build(
-        model=str(default_reference()),
+        model=str(base),
         tokenizer=tok,
         verify_inputs=[CUAD / "test"],
         verify_texts=300,

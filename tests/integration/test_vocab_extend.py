@@ -42,7 +42,7 @@ def test_extend_adds_whole_tokens_with_mean_init(tiny_bert, glossary, tmp_path):
     emb_old, emb_new = old.get_input_embeddings().weight, new.get_input_embeddings().weight
     assert torch.allclose(emb_new[row], emb_old[pieces].mean(0))
     assert torch.equal(emb_new[: len(old_tok)], emb_old)
-    assert torch.allclose(new.cls.predictions.bias[row], old.cls.predictions.bias[pieces].mean())
+    assert new.cls.predictions.bias[row] == old.cls.predictions.bias.min()  # a new term starts as a rare output
     text = "Either party may terminate this agreement."
     with torch.no_grad():
         a = old(**old_tok(text, return_tensors="pt"), output_hidden_states=True)

@@ -1,7 +1,9 @@
 """`lmtailor vocab extend`: add domain terms to a pretrained model as whole tokens, initialised from their pieces.
 
-Each new token's input embedding (and output row and bias, for models with an LM head) is the mean of the rows of
-the pieces the old tokenizer split the term into, not random, so predictions barely move. Old rows are untouched,
+Each new token's input embedding (and untied output row, for models with an LM head) is the mean of the rows of
+the pieces the old tokenizer split the term into, not random, so predictions barely move. Its output bias is the
+lowest old bias: a term is rarer than each of its pieces, and a mean-of-pieces bias made the model over-predict
+the new terms (MLM loss on held-out contracts 6.766 vs 6.754 with the low bias; original model 6.754). Old rows are untouched,
 so text without the new terms gives bitwise the same outputs (checked on held-out text and reported).
 """
 
@@ -38,7 +40,7 @@ class ExtendConfig(StageConfig):
 
 @torch.no_grad()
 def mean_init(model: PreTrainedModel, pieces: list[list[int]], first_new: int) -> None:
-    """Set rows first_new.. of the input (and untied output) embeddings and any vocabulary bias to piece means."""
+    """Set rows first_new.. of the input (and untied output) embeddings to piece means, their bias to the lowest."""
     emb = model.get_input_embeddings().weight
     out = model.get_output_embeddings()
     tied = out is not None and out.weight.data_ptr() == emb.data_ptr()
@@ -49,7 +51,7 @@ def mean_init(model: PreTrainedModel, pieces: list[list[int]], first_new: int) -
         if out is not None and not tied:
             out.weight[row] = out.weight[index].mean(0)
         if out is not None and getattr(out, "bias", None) is not None:
-            out.bias[row] = out.bias[index].mean(0)
+            out.bias[row] = out.bias[:first_new].min()
 
 
 def _added_token(term: str) -> AddedToken:
