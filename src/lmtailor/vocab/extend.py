@@ -3,8 +3,8 @@
 Each new token's input embedding (and untied output row, for models with an LM head) is the mean of the rows of
 the pieces the old tokenizer split the term into, not random, so predictions barely move. Its output bias is the
 lowest old bias: a term is rarer than each of its pieces, and a mean-of-pieces bias made the model over-predict
-the new terms (MLM loss on held-out contracts 6.766 vs 6.754 with the low bias; original model 6.754). Old rows are untouched,
-so text without the new terms gives bitwise the same outputs (checked on held-out text and reported).
+the new terms (MLM loss on held-out contracts 6.766 vs 6.754 with the low bias; original model 6.754). Old rows
+are untouched, so text without the new terms gives bitwise the same hidden states (checked and reported).
 """
 
 from __future__ import annotations
