@@ -306,7 +306,7 @@ def demo_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo's outputs.")] = Path("demo-out"),
     progress: ProgressOpt = True,
 ) -> None:
-    """Run every existing stage on the built-in default corpus: licence texts found on this machine."""
+    """Run the existing stages on the built-in default corpus: licence texts found on this machine."""
     from lmtailor.demo import run_demo
 
     try:
@@ -316,8 +316,14 @@ def demo_cmd(
         raise typer.Exit(2) from None
     _print_eval(outputs["evaluation"] / "eval.json")
     typer.echo((outputs["evaluation"] / "eval.md").read_text(encoding="utf-8").split("## Examples", 1)[-1])
+    trim = json.loads((outputs["trimmed model"] / "trim_report.json").read_text(encoding="utf-8"))
+    typer.echo(
+        f"MiniLM trimmed to the licence texts: {trim['vocab_before']:,} → {trim['vocab_after']:,} tokens, "
+        f"{trim['parameters_before']:,} → {trim['parameters_after']:,} parameters, max |Δ| hidden state "
+        f"{trim['parity']['max_abs_diff_hidden']:.1e}\n"
+    )
     for name, path in outputs.items():
-        typer.echo(f"{name:>11}: {path}")
+        typer.echo(f"{name:>13}: {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,11 +61,13 @@ def collect_default_corpus(dest: Path) -> Path:
 
 
 def run_demo(out: Path, show_progress: bool = True) -> dict[str, Path]:
-    """Corpus → terms → tokenizer → evaluation on the licence corpus; returns the output folders."""
+    """Corpus → terms → tokenizer → evaluation, and MiniLM trimmed to the licence corpus; returns the output folders."""
     from lmtailor.corpus import CorpusConfig
     from lmtailor.corpus import run as run_corpus
     from lmtailor.terms import MergeConfig, MineConfig, run_merge, run_mine
     from lmtailor.tokenizer import TokenizerEvalConfig, TokenizerTrainConfig, run_eval, run_train
+    from lmtailor.tokenizer.hf import default_reference
+    from lmtailor.vocab import TrimConfig, run_trim
 
     out = Path(out)
     common = {"overwrite": True, "show_progress": show_progress}
@@ -86,4 +88,7 @@ def run_demo(out: Path, show_progress: bool = True) -> dict[str, Path]:
             **common,
         )
     )  # fmt: skip
-    return {"corpus": corpus, "terms": terms, "tokenizer": tok, "evaluation": ev}
+    trimmed = run_trim(
+        TrimConfig.build(model=str(default_reference()), inputs=[corpus], out_dir=out / "minilm-trimmed", **common)
+    )
+    return {"corpus": corpus, "terms": terms, "tokenizer": tok, "evaluation": ev, "trimmed model": trimmed}

@@ -16,7 +16,9 @@ def test_default_corpus_is_present_after_setup(tmp_path: Path):
 
 def test_demo_end_to_end(tmp_path: Path):
     outputs = run_demo(tmp_path / "demo", show_progress=False)
-    assert set(outputs) == {"corpus", "terms", "tokenizer", "evaluation"}
+    assert set(outputs) == {"corpus", "terms", "tokenizer", "evaluation", "trimmed model"}
+    trim = json.loads((outputs["trimmed model"] / "trim_report.json").read_text())
+    assert trim["vocab_after"] < trim["vocab_before"] and trim["parity"]["within_tolerance"]
     report = json.loads((outputs["evaluation"] / "eval.json").read_text())
     ours = report["results"]["tokenizer"]
     assert ours["term_integrity"] == 1.0 and ours["unk_rate"] == 0.0
