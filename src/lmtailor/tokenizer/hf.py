@@ -57,3 +57,8 @@ def load_fast_tokenizer(name_or_path: str | Path) -> Tokenizer:
     if not getattr(fast, "is_fast", False):
         raise InputFormatError(f"{name_or_path} has no fast tokenizer (tokenizer.json); convert it first.")
     return fast.backend_tokenizer
+
+
+def is_uncased(tokenizer) -> bool:
+    """True when the tokenizer lowercases its input (it encodes "A" and "a" alike)."""
+    return tokenizer("A", add_special_tokens=False).input_ids == tokenizer("a", add_special_tokens=False).input_ids

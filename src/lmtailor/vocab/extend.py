@@ -23,6 +23,7 @@ from lmtailor.config import StageConfig
 from lmtailor.errors import EmptyInputError, InputFormatError, InputNotFoundError
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.scripts import HAN_RE
+from lmtailor.tokenizer.hf import is_uncased
 from lmtailor.vocab.model_edit import extra_files, load_model
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def run_extend(config: ExtendConfig) -> Path:
     if not getattr(tok, "is_fast", False):
         raise InputFormatError(f"model folder {src} has no fast tokenizer (tokenizer.json).")
     terms = [t for p in config.terms for t in load_terms(Path(p))][: config.max_terms]
-    if tok("A", add_special_tokens=False).input_ids == tok("a", add_special_tokens=False).input_ids:
+    if is_uncased(tok):
         terms = list(dict.fromkeys(t.lower() for t in terms))  # an uncased model: add the lowercase form once
     plan, skipped = _plan(tok, terms)
     if not plan:

@@ -113,8 +113,7 @@ def run_trim(config: TrimConfig) -> Path:
         report.update(seconds_counting=round(count_seconds, 2), seconds_trimming=round(trim_seconds, 2),
                       seconds_total=round(time.perf_counter() - t0, 2), bytes_before=_bytes(src),
                       tokenizer_files_left_out=left_out)  # fmt: skip
-        write_json(out.dir / "trim_report.json", report)
-        report["bytes_after"] = _bytes(out.dir)
+        report["bytes_after"] = _bytes(out.dir)  # model and tokenizer files; the report itself is not counted
         write_json(out.dir / "trim_report.json", report)
         out.metrics.update(report)
     log.info("trimmed %s: %d → %d tokens, %d → %d parameters", src, report["vocab_before"], report["vocab_after"],

@@ -23,6 +23,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 from lmtailor.config import StageConfig
 from lmtailor.errors import InputFormatError, InputNotFoundError
 from lmtailor.outputs import stage_output, write_json
+from lmtailor.tokenizer.hf import is_uncased
 from lmtailor.tokenizer.pipeline import SPACE
 from lmtailor.vocab.mlm import mlm_loss
 from lmtailor.vocab.model_edit import average_rows, extra_files, load_model
@@ -42,7 +43,7 @@ class TransferConfig(StageConfig):
     verify_texts: int = Field(200, ge=0, description="Held-out records for the MLM-loss report.")
 
 
-def decompose(token: str, old_tok, old_vocab: dict[str, int]) -> list[int]:
+def decompose(token: str, old_tok, old_vocab: dict[str, int], uncased: bool) -> list[int]:
     """Old ids whose mean initialises `token`; [] when the old tokenizer knows none of its pieces."""
     if token.startswith(SPACE):
         surface, continuation = token[1:].replace(SPACE, " "), False
@@ -52,11 +53,7 @@ def decompose(token: str, old_tok, old_vocab: dict[str, int]) -> list[int]:
         surface, continuation = token.replace(SPACE, " "), True
     if not surface.strip():
         return []
-    lookup = (
-        surface.lower()
-        if old_tok("A", add_special_tokens=False).input_ids == old_tok("a", add_special_tokens=False).input_ids
-        else surface
-    )
+    lookup = surface.lower() if uncased else surface
     exact = old_vocab.get(("##" + lookup) if continuation else lookup)
     if exact is not None:
         return [exact]
@@ -98,8 +95,9 @@ def run_transfer(config: TransferConfig) -> Path:
     unk = old_tok.unk_token_id if old_tok.unk_token_id is not None else 0
     rows, stats = [], {"kept_old_vector": 0, "mean_of_pieces": 0, "no_known_pieces": 0}
     inverse = {i: t for t, i in new.get_vocab(with_added_tokens=True).items()}
+    uncased = is_uncased(old_tok)
     for i in range(new.get_vocab_size(with_added_tokens=True)):
-        ids = [roles[i]] if i in roles else decompose(inverse[i], old_tok, old_vocab)
+        ids = [roles[i]] if i in roles else decompose(inverse[i], old_tok, old_vocab, uncased)
         key = "kept_old_vector" if len(ids) == 1 else "mean_of_pieces" if ids else "no_known_pieces"
         stats[key] += 1
         rows.append(ids or [unk])
