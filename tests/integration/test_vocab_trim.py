@@ -116,3 +116,16 @@ def test_cli_trim(tiny_bert, domain, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "vocabulary" in result.output and (tmp_path / "t" / "model.safetensors").is_file()
+
+
+def test_verify_on_a_corpus_folder_that_keeps_everything_in_train(tiny_bert, domain, tmp_path):
+    # As in the README: `lmtailor corpus <test docs> --split-ratios 1,0,0` puts held-out text in "train".
+    from lmtailor.corpus import CorpusConfig
+    from lmtailor.corpus import run as run_corpus
+
+    held = run_corpus(CorpusConfig.build(inputs=[domain], out_dir=tmp_path / "held", split_ratios=[1, 0, 0],
+                                         show_progress=False))  # fmt: skip
+    cfg = TrimConfig.build(model=str(tiny_bert), inputs=[domain], verify_inputs=[held], out_dir=tmp_path / "t",
+                           coverage=1.0, show_progress=False)  # fmt: skip
+    report = json.loads((run_trim(cfg) / "trim_report.json").read_text())
+    assert report["heldout_texts"] > 0 and report["parity"]["texts"] > 0

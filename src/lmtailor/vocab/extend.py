@@ -25,6 +25,7 @@ from lmtailor.outputs import stage_output, write_json
 from lmtailor.scripts import HAN_RE
 from lmtailor.tokenizer.hf import is_uncased
 from lmtailor.vocab.model_edit import extra_files, load_model
+from lmtailor.vocab.verify import heldout_texts
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,11 @@ def run_extend(config: ExtendConfig) -> Path:
         raise EmptyInputError(f"none of the {len(terms)} terms needs adding: each is one token already or empty.")
     model = load_model(src)
     lowered = [t for t, _ in plan]
-    texts = [x for x in _verify_texts(config) if not any(t in x.lower() for t in lowered)]  # term-free text only
+    texts = [
+        x
+        for x in heldout_texts(config.verify_inputs, config.verify_texts, ("test", "dev", "train"))
+        if not any(t in x.lower() for t in lowered)
+    ]  # term-free text only
     before = _hidden(model, tok, texts)
     first_new = len(tok)
     tok.add_tokens([_added_token(t) for t, _ in plan])
@@ -130,14 +135,6 @@ def _plan(tok, terms: list[str]) -> tuple[list[tuple[str, list[int]]], dict[str,
             continue
         plan.append((term, known))
     return plan, skipped
-
-
-def _verify_texts(config: ExtendConfig) -> list[str]:
-    from lmtailor.corpus import iter_texts
-
-    if not config.verify_inputs or not config.verify_texts:
-        return []
-    return list(islice(iter_texts(config.verify_inputs, split="test"), config.verify_texts))
 
 
 @torch.no_grad()

@@ -6,19 +6,18 @@ import json
 import logging
 import shutil
 import time
-from itertools import islice
 from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError, InputNotFoundError
+from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.vocab.config import TrimConfig
 from lmtailor.vocab.counting import count_token_ids
 from lmtailor.vocab.model_edit import count_parameters, extra_files, load_model, slice_model
 from lmtailor.vocab.selection import alphabet_ids, close_merges, select
 from lmtailor.vocab.tokenizer_edit import write_tokenizer_folder
-from lmtailor.vocab.verify import compare_outputs, compare_tokenizers
+from lmtailor.vocab.verify import compare_outputs, compare_tokenizers, heldout_texts
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +55,10 @@ def _bytes(folder: Path) -> int:
 
 
 def _verify_texts(config: TrimConfig) -> list[str]:
-    from lmtailor.corpus import iter_texts
-
     if config.verify_inputs:
-        return list(islice(iter_texts(config.verify_inputs, split=config.verify_split), config.verify_texts))
-    for split in (config.verify_split, "dev"):
-        try:
-            return list(islice(iter_texts(config.inputs, split=split), config.verify_texts))
-        except EmptyInputError:
-            continue
-    return []
+        return heldout_texts(config.verify_inputs, config.verify_texts, (config.verify_split, "dev", "train"))
+    # No held-out inputs given: the held-out splits of the counted corpus, never its train split.
+    return heldout_texts(config.inputs, config.verify_texts, (config.verify_split, "dev"))
 
 
 def run_trim(config: TrimConfig) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from itertools import islice
 from pathlib import Path
 
 import torch
@@ -28,6 +27,7 @@ from lmtailor.tokenizer.pipeline import SPACE
 from lmtailor.vocab.mlm import mlm_loss
 from lmtailor.vocab.model_edit import average_rows, extra_files, load_model
 from lmtailor.vocab.tokenizer_edit import TOKENIZER_FILES
+from lmtailor.vocab.verify import heldout_texts
 
 log = logging.getLogger(__name__)
 ROLES = ("pad", "unk", "cls", "sep", "mask", "bos", "eos")
@@ -126,11 +126,10 @@ def _mlm_report(config: TransferConfig, src: Path, new_dir: Path) -> dict | None
     A model saved without an MLM head (e.g. a sentence-transformers encoder) gets one initialised from the same seed
     for all three, so the numbers compare embeddings, not heads.
     """
-    from lmtailor.corpus import iter_texts
 
     if not config.verify_inputs or not config.verify_texts:
         return None
-    texts = list(islice(iter_texts(config.verify_inputs, split=config.verify_split), config.verify_texts))
+    texts = heldout_texts(config.verify_inputs, config.verify_texts, (config.verify_split, "dev", "train"))
     losses = {}
     for name, folder in (("original", src), ("transferred", new_dir), ("random_embeddings", new_dir)):
         torch.manual_seed(config.seed)

@@ -10,12 +10,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
 from transformers import PreTrainedModel
 
+from lmtailor.errors import EmptyInputError
+
 MAX_DIFF = 1e-5
+
+
+def heldout_texts(paths: list[Path], n: int, splits: tuple[str, ...]) -> list[str]:
+    """Up to `n` records from the first of `splits` that has any (a held-out corpus folder may keep everything in
+    "train", as `lmtailor corpus --split-ratios 1,0,0` does); [] when none has."""
+    from lmtailor.corpus import iter_texts
+
+    if not paths or not n:
+        return []
+    for split in dict.fromkeys(splits):
+        try:
+            return list(islice(iter_texts(paths, split=split), n))
+        except EmptyInputError:
+            continue
+    return []
 
 
 @dataclass
