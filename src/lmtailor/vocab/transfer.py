@@ -53,6 +53,8 @@ def decompose(token: str, old_tok, old_vocab: dict[str, int], uncased: bool) -> 
         surface, continuation = token.replace(SPACE, " "), True
     if not surface.strip():
         return []
+    if continuation and _starts_word(old_tok, surface):
+        continuation = False  # punctuation: the old tokenizer always splits it off as its own word ("," not "##,")
     lookup = surface.lower() if uncased else surface
     exact = old_vocab.get(("##" + lookup) if continuation else lookup)
     if exact is not None:
@@ -63,6 +65,16 @@ def decompose(token: str, old_tok, old_vocab: dict[str, int], uncased: bool) -> 
         first = old_tok.convert_ids_to_tokens(ids[0])
         ids[0] = old_vocab.get("##" + first, ids[0])
     return ids
+
+
+def _starts_word(old_tok, surface: str) -> bool:
+    """Whether the old tokenizer's pre-tokenizer splits `surface` off a preceding letter, i.e. never sees it
+    inside a word (BERT splits punctuation off: "a," → "a", ",")."""
+    pre = getattr(old_tok.backend_tokenizer, "pre_tokenizer", None)
+    if pre is None:
+        return False
+    pieces = pre.pre_tokenize_str("a" + surface)
+    return len(pieces) > 1 and pieces[1][1][0] == 1
 
 
 def _role_map(new_folder: Path, new: Tokenizer, old_tok) -> dict[int, int]:
