@@ -30,6 +30,8 @@ app.add_typer(terms_app, name="terms")
 app.add_typer(tokenizer_app, name="tokenizer")
 vocab_app = typer.Typer(help="Vocabulary surgery on pretrained models.")
 app.add_typer(vocab_app, name="vocab")
+finetune_app = typer.Typer(help="Fine-tune an encoder for classification or NER.")
+app.add_typer(finetune_app, name="finetune")
 console = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
@@ -83,6 +85,8 @@ STAGES = {
     "vocab.trim": ("lmtailor.vocab", "TrimConfig", "run_trim"),
     "vocab.extend": ("lmtailor.vocab", "ExtendConfig", "run_extend"),
     "vocab.transfer": ("lmtailor.vocab", "TransferConfig", "run_transfer"),
+    "finetune": ("lmtailor.train.finetune", "FinetuneConfig", "run_finetune"),
+    "evaluate": ("lmtailor.tasks.evaluate", "EvaluateConfig", "run_evaluate"),
 }
 
 
@@ -299,6 +303,105 @@ def vocab_transfer_cmd(
         verify_inputs=_paths(verify), overwrite=overwrite, show_progress=progress,
     )  # fmt: skip
     typer.echo((out_dir / "transfer_report.json").read_text(encoding="utf-8"))
+
+
+def _finetune(task: str, **kw: Any) -> None:
+    out_dir = _run("finetune", f"finetune_{task}", kw.pop("config"), task=task, **kw)
+    report = json.loads((out_dir / "finetune_report.json").read_text(encoding="utf-8"))
+    typer.echo(json.dumps(report, indent=2))
+
+
+TrainArg = Annotated[Path | None, typer.Argument(help="Training file.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="HF model folder or hub id to fine-tune.")]
+DevOpt = Annotated[Path | None, typer.Option(help="Dev file (early stopping, best checkpoint).")]
+TestOpt = Annotated[Path | None, typer.Option(help="Test file, scored once at the end.")]
+EpochsOpt = Annotated[float | None, typer.Option(help="Training epochs.")]
+BatchOpt = Annotated[int | None, typer.Option(help="Examples per device per step.")]
+AccumOpt = Annotated[int | None, typer.Option(help="Gradient accumulation steps.")]
+LrOpt = Annotated[float | None, typer.Option(help="Peak learning rate.")]
+MaxLenOpt = Annotated[int | None, typer.Option(help="Tokens per window.")]
+StrideOpt = Annotated[int | None, typer.Option(help="Tokens shared by consecutive windows.")]
+PrecisionOpt = Annotated[str | None, typer.Option(help="auto, fp32, bf16 or fp16.")]
+WeightsOpt = Annotated[bool | None, typer.Option("--class-weights/--no-class-weights", help="Class-weighted loss.")]
+PatienceOpt = Annotated[int | None, typer.Option(help="Evaluations without dev improvement before stopping.")]
+ResumeOpt = Annotated[bool | None, typer.Option("--resume/--no-resume", help="Continue an interrupted run.")]
+
+
+@finetune_app.command("cls")
+def finetune_cls_cmd(
+    train: TrainArg = None, model: ModelOpt = None, out: OutOpt = None, dev: DevOpt = None, test: TestOpt = None,
+    text_field: Annotated[str | None, typer.Option(help="Name of the text field/column.")] = None,
+    label_field: Annotated[str | None, typer.Option(help="Name of the label field/column.")] = None,
+    long_text: Annotated[str | None, typer.Option(help="head, head_tail or windows.")] = None,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None, grad_accum: AccumOpt = None, lr: LrOpt = None,
+    max_length: MaxLenOpt = None, stride: StrideOpt = None, precision: PrecisionOpt = None,
+    class_weights: WeightsOpt = None, patience: PatienceOpt = None, resume: ResumeOpt = None,
+    config: ConfigOpt = None, overwrite: OverwriteOpt = None, seed: SeedOpt = None, progress: ProgressOpt = True,
+) -> None:  # fmt: skip
+    """Fine-tune for text classification (jsonl/csv with a text and a label field)."""
+    _finetune(
+        "cls", config=config, train=train, model=model, out_dir=out, dev=dev, test=test, text_field=text_field,
+        label_field=label_field, long_text=long_text, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum,
+        lr=lr, max_length=max_length, stride=stride, precision=precision, class_weights=class_weights,
+        patience=patience, resume=resume, overwrite=overwrite, seed=seed, show_progress=progress,
+    )  # fmt: skip
+
+
+@finetune_app.command("ner")
+def finetune_ner_cmd(
+    train: TrainArg = None, model: ModelOpt = None, out: OutOpt = None, dev: DevOpt = None, test: TestOpt = None,
+    ner_format: Annotated[str | None, typer.Option("--format", help="auto, columns or spans.")] = None,
+    nested: Annotated[str | None, typer.Option(help="Nested entities: outer, inner or first.")] = None,
+    invalid_tags: Annotated[str | None, typer.Option(help="repair or error.")] = None,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None, grad_accum: AccumOpt = None, lr: LrOpt = None,
+    max_length: MaxLenOpt = None, stride: StrideOpt = None, precision: PrecisionOpt = None,
+    class_weights: WeightsOpt = None, patience: PatienceOpt = None, resume: ResumeOpt = None,
+    config: ConfigOpt = None, overwrite: OverwriteOpt = None, seed: SeedOpt = None, progress: ProgressOpt = True,
+) -> None:  # fmt: skip
+    """Fine-tune for entity recognition (token-tag columns, BIO/BMES, or span JSON)."""
+    _finetune(
+        "ner", config=config, train=train, model=model, out_dir=out, dev=dev, test=test, ner_format=ner_format,
+        nested=nested, invalid_tags=invalid_tags, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum,
+        lr=lr, max_length=max_length, stride=stride, precision=precision, class_weights=class_weights,
+        patience=patience, resume=resume, overwrite=overwrite, seed=seed, show_progress=progress,
+    )  # fmt: skip
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model: Annotated[Path | None, typer.Argument(help="Fine-tuned model folder.")] = None,
+    data: Annotated[Path | None, typer.Argument(help="Labelled file to score.")] = None,
+    out: OutOpt = None,
+    split_name: Annotated[str | None, typer.Option(help="Name used in the output file names.")] = None,
+    batch_size: BatchOpt = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 or bf16.")] = None,
+    config: ConfigOpt = None, overwrite: OverwriteOpt = None, progress: ProgressOpt = True,
+) -> None:  # fmt: skip
+    """Score a fine-tuned model: metrics JSON, predictions, confusion matrix, throughput."""
+    out_dir = _run("evaluate", "evaluate", config, model=model, data=data, out_dir=out, split_name=split_name,
+                   batch_size=batch_size, precision=precision, overwrite=overwrite, show_progress=progress)  # fmt: skip
+    manifest = json.loads((out_dir / "lmtailor.json").read_text(encoding="utf-8"))
+    typer.echo(json.dumps(manifest["metrics"], indent=2))
+
+
+@app.command("predict")
+def predict_cmd(
+    model: Annotated[Path, typer.Argument(help="Fine-tuned model folder.")],
+    text: Annotated[str | None, typer.Option("--text", "-t", help="One text to label.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Texts: .jsonl with a text field, or lines.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
+) -> None:
+    """Label text with a fine-tuned model: JSON lines with labels and scores, or entities with character offsets."""
+    from lmtailor.tasks.evaluate import predict, read_inputs
+
+    try:
+        for record in predict(model, read_inputs(text, file), batch_size=batch_size):
+            typer.echo(json.dumps(record, ensure_ascii=False))
+    except LmtailorError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
 
 
 @app.command("demo")

@@ -1,0 +1,132 @@
+"""`lmtailor evaluate` and `lmtailor predict`: scoring a task model on a labelled file, and labelling new text.
+
+Evaluation writes, per split: `eval_<split>.json` (metrics, per-class/per-type tables, NER alignment statistics,
+throughput), `predictions_<split>.jsonl` (one line per example: gold and predicted label with its probability, or
+gold and predicted entities with character offsets) and, for classification, `confusion_<split>.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from lmtailor.config import StageConfig
+from lmtailor.errors import EmptyInputError, InputNotFoundError
+from lmtailor.outputs import stage_output, write_json
+from lmtailor.tasks.align import ner_alignment_stats
+from lmtailor.tasks.inference import TaskSpec, load_task_model, predict_cls, predict_ner, raw_examples
+from lmtailor.tasks.metrics import classification_metrics, confusion_png, ner_metrics
+from lmtailor.tasks.readers import NerExample, TaskData, entity_spans, read_cls, read_ner
+
+log = logging.getLogger(__name__)
+
+
+def _spans(text: str, units, tags) -> list[dict]:
+    ex = NerExample(text=text, units=tuple(units), tags=tuple(tags), id="")
+    return [{"start": s, "end": e, "type": t, "text": text[s:e]} for s, e, t in entity_spans(ex)]
+
+
+def evaluate_split(
+    model, tokenizer, spec: TaskSpec, data: TaskData, out_dir: Path, name: str, batch_size: int = 64,
+    precision: str = "fp32",
+) -> dict:  # fmt: skip
+    """Score `data` and write eval_<name>.json, predictions_<name>.jsonl (and confusion_<name>.png for cls)."""
+    out_dir = Path(out_dir)
+    lines = []
+    if spec.task == "cls":
+        labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        probs, timing = predict_cls(model, tokenizer, spec, [ex.text for ex in data.examples], batch_size, precision)
+        y_pred = [labels[i] for i in probs.argmax(1)]
+        y_true = [ex.label for ex in data.examples]
+        report = classification_metrics(y_true, y_pred, labels)
+        confusion_png(y_true, y_pred, labels, out_dir / f"confusion_{name}.png")
+        for ex, p, row in zip(data.examples, y_pred, probs, strict=True):
+            lines.append({"id": ex.id, "label": ex.label, "predicted": p, "score": round(float(row.max()), 4)})
+    else:
+        tags, enc, timing = predict_ner(model, tokenizer, spec, data.examples, batch_size, precision)
+        report = ner_metrics([list(ex.tags) for ex in data.examples], tags)
+        report["alignment"] = ner_alignment_stats(data.examples, enc)
+        for ex, pred in zip(data.examples, tags, strict=True):
+            lines.append({"id": ex.id, "text": ex.text, "entities": _spans(ex.text, ex.units, ex.tags),
+                          "predicted": _spans(ex.text, ex.units, pred)})  # fmt: skip
+    report["throughput"] = timing
+    report["file"] = str(data.path)
+    write_json(out_dir / f"eval_{name}.json", report)
+    with open(out_dir / f"predictions_{name}.jsonl", "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    return report
+
+
+class EvaluateConfig(StageConfig):
+    """Evaluate a fine-tuned model on a labelled file."""
+
+    model: Path = Field(description="Model folder from `lmtailor finetune` (or any HF classification/NER folder).")
+    data: Path = Field(description="Labelled file in the same format as the training data.")
+    split_name: str = Field("test", description="Name used in the output files (eval_<name>.json, ...).")
+    text_field: str = Field("text", description="cls: name of the text field/column.")
+    label_field: str = Field("label", description="cls: name of the label field/column.")
+    ner_format: Literal["auto", "columns", "spans"] = Field("auto", description="ner: file format.")
+    nested: Literal["outer", "inner", "first"] = Field("outer", description="ner: which nested entities to keep.")
+    batch_size: int = Field(64, ge=1, description="Examples per forward pass.")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="Inference precision (bf16 autocast).")
+
+
+def run_evaluate(config: EvaluateConfig) -> Path:
+    model, tokenizer, spec = load_task_model(config.model)
+    if spec.task == "cls":
+        data = read_cls(config.data, text_field=config.text_field, label_field=config.label_field)
+        unknown = sorted(set(data.labels) - set(model.config.label2id))
+    else:
+        data = read_ner(config.data, fmt=config.ner_format, nested=config.nested)
+        known = {lab[2:] for lab in model.config.label2id if lab != "O"}
+        unknown = sorted(set(data.labels) - known)
+    if unknown:
+        from lmtailor.errors import InputFormatError
+
+        raise InputFormatError(
+            f"{config.data} has labels the model {config.model} was not trained on: {', '.join(unknown[:5])}; "
+            "evaluate on data with the model's labels, or fine-tune with them."
+        )
+    with stage_output("evaluate", config) as out:
+        out.add_input("model", config.model)
+        out.add_input("data", config.data)
+        report = evaluate_split(model, tokenizer, spec, data, out.dir, config.split_name, config.batch_size,
+                                config.precision)  # fmt: skip
+        out.metrics.update({k: v for k, v in report.items() if not isinstance(v, dict | list)})
+    return Path(config.out_dir)
+
+
+def read_inputs(text: str | None, path: Path | None) -> list[str]:
+    """Texts to label: one given on the command line, or a file (.jsonl with a "text" field, else one per line)."""
+    if text is not None:
+        return [text]
+    if path is None or not Path(path).is_file():
+        raise InputNotFoundError(f"input file {path} does not exist; pass --text or an existing file.")
+    if Path(path).suffix in (".jsonl", ".json"):
+        texts = [ex.text for ex in read_cls(path, label_field="text").examples]
+    else:
+        texts = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise EmptyInputError(f"{path} has no text to label.")
+    return texts
+
+
+def predict(model_dir: Path, texts: list[str], batch_size: int = 64, top_k: int = 3) -> Iterator[dict]:
+    """One JSON-able record per text: labels with scores, or entities with character offsets."""
+    model, tokenizer, spec = load_task_model(model_dir)
+    if spec.task == "cls":
+        probs, _ = predict_cls(model, tokenizer, spec, texts, batch_size)
+        for text, row in zip(texts, probs, strict=True):
+            best = row.argsort()[::-1][:top_k]
+            top = [{"label": model.config.id2label[int(i)], "score": round(float(row[i]), 4)} for i in best]
+            yield {"text": text, **top[0], "top": top}
+    else:
+        examples = raw_examples(texts, spec.units)
+        tags, _, _ = predict_ner(model, tokenizer, spec, examples, batch_size)
+        for ex, pred in zip(examples, tags, strict=True):
+            yield {"text": ex.text, "entities": _spans(ex.text, ex.units, pred)}

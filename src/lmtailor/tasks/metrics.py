@@ -1,0 +1,101 @@
+"""Task metrics the way the field reports them: scikit-learn for classification, seqeval for entities.
+
+Classification: accuracy, macro-, micro- and weighted-F1 and per-class precision/recall/F1/support, over the full
+label list (a class that is never predicted still counts in the macro average, with F1 0). NER: strict entity-level
+matching (seqeval's `mode="strict"` with the IOB2 scheme): an entity counts only if its type and both boundaries
+are right; an `I-X` that does not follow `B-X`/`I-X` is not silently promoted to an entity start, which is what the
+default (CoNLL-script) mode would do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from seqeval.metrics import classification_report as seqeval_report
+from seqeval.scheme import IOB2
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+
+def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
+    """Accuracy, macro/micro/weighted F1 and a per-class table, rounded to 4 places."""
+    labels = list(labels)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    out: dict = {
+        "accuracy": accuracy_score(y_true, y_pred),
+        "macro_f1": f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0),
+        "micro_f1": f1_score(y_true, y_pred, labels=labels, average="micro", zero_division=0),
+        "weighted_f1": f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0),
+    }
+    out = {k: round(float(v), 4) for k, v in out.items()}
+    out["examples"] = len(y_true)
+    out["per_class"] = {
+        lab: {
+            "precision": round(float(p[i]), 4),
+            "recall": round(float(r[i]), 4),
+            "f1": round(float(f[i]), 4),
+            "support": int(s[i]),
+        }
+        for i, lab in enumerate(labels)
+    }
+    return out
+
+
+def ner_metrics(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]) -> dict:
+    """Strict entity-level precision/recall/F1 (micro over entities), macro-F1 over types, and per type."""
+    if all(t == "O" for seq in (*y_true, *y_pred) for t in seq):
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0, "macro_f1": 0.0, "entities": 0, "per_type": {}}
+    report = seqeval_report(
+        [list(s) for s in y_true], [list(s) for s in y_pred], mode="strict", scheme=IOB2, output_dict=True,
+        zero_division=0,
+    )  # fmt: skip
+    micro, macro = report.pop("micro avg"), report.pop("macro avg")
+    for key in ("weighted avg", "samples avg"):
+        report.pop(key, None)
+    return {
+        "precision": round(float(micro["precision"]), 4),
+        "recall": round(float(micro["recall"]), 4),
+        "f1": round(float(micro["f1-score"]), 4),
+        "macro_f1": round(float(macro["f1-score"]), 4),
+        "entities": int(micro["support"]),
+        "per_type": {
+            t: {
+                "precision": round(float(v["precision"]), 4),
+                "recall": round(float(v["recall"]), 4),
+                "f1": round(float(v["f1-score"]), 4),
+                "support": int(v["support"]),
+            }
+            for t, v in sorted(report.items())
+        },
+    }
+
+
+def confusion_png(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str], path: Path) -> Path:
+    """A row-normalised confusion matrix with counts in the cells, as a PNG (matplotlib, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(labels)
+    cm = confusion_matrix(y_true, y_pred, labels=labels)  # [true, pred]
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.45 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    ax.set_title(f"confusion matrix ({len(y_true)} examples)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,137 @@
+"""`lmtailor finetune` / `evaluate` / `predict` end to end on a tiny BERT and tiny tasks written here."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+
+from lmtailor.errors import ConfigError, InputFormatError
+from lmtailor.tasks.evaluate import EvaluateConfig, predict, run_evaluate
+from lmtailor.train.finetune import FinetuneConfig, checkpoint_dir, run_finetune
+
+CLAUSES = {
+    "indemnity": "The licensee shall indemnify the licensor against all claims.",
+    "law": "This agreement is governed by the laws of the State of New York.",
+    "termination": "Either party may terminate this agreement upon written notice.",
+}
+
+
+def _cls_file(path: Path, n: int, seed: int) -> Path:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.choice(sorted(CLAUSES))
+        words = CLAUSES[label].split()
+        tail = words[3:]
+        rng.shuffle(tail)  # the tail scrambled: the first words tell the class
+        words = words[:3] + tail
+        rows.append({"text": " ".join(words), "label": label})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _ner_file(path: Path, n: int, seed: int) -> Path:
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        left, right = rng.choice(["the", "a", "this"]), rng.choice(["claims", "notice", "laws"])
+        lines += [f"{left}\tO", "licensee\tB-Party", "shall\tO", "indemnify\tO", "the\tO", "licensor\tB-Party",
+                  f"{right}\tO", ""]  # fmt: skip
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def _cfg(tmp_path: Path, model: Path, task: str, train: Path, dev: Path, **kw) -> FinetuneConfig:
+    values = dict(task=task, model=str(model), train=train, dev=dev, test=dev, out_dir=tmp_path / f"ft-{task}",
+                  epochs=10, batch_size=8, lr=1e-2, max_length=32, stride=4, show_progress=False,
+                  logging_steps=5)  # fmt: skip
+    values.update(kw)
+    return FinetuneConfig.build(**values)
+
+
+def test_finetune_cls_evaluate_predict(tiny_bert, tmp_path):
+    train, dev = _cls_file(tmp_path / "train.jsonl", 90, 0), _cls_file(tmp_path / "dev.jsonl", 30, 1)
+    out = run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, dev, class_weights=True))
+    report = json.loads((out / "finetune_report.json").read_text())
+    assert report["dev"]["accuracy"] >= 0.9 and report["test"]["accuracy"] >= 0.9
+    model = AutoModelForSequenceClassification.from_pretrained(str(out))
+    assert set(model.config.label2id) == set(CLAUSES) and AutoTokenizer.from_pretrained(str(out)).is_fast
+    for name in ("metrics.jsonl", "eval_test.json", "predictions_test.jsonl", "confusion_test.png", "task.json"):
+        assert (out / name).is_file(), name
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("eval_accuracy" in r for r in history) and any("loss" in r for r in history)
+    assert not checkpoint_dir(_cfg(tmp_path, tiny_bert, "cls", train, dev)).exists()
+
+    ev = run_evaluate(EvaluateConfig.build(model=out, data=dev, out_dir=tmp_path / "ev", show_progress=False))
+    assert json.loads((ev / "eval_test.json").read_text())["accuracy"] == report["test"]["accuracy"]
+    [row] = list(predict(out, ["the licensee shall indemnify the licensor"]))
+    assert row["label"] == "indemnity" and 0 < row["score"] <= 1 and len(row["top"]) == 3
+
+
+def test_finetune_ner_scores_entities(tiny_bert, tmp_path):
+    train, dev = _ner_file(tmp_path / "train.tsv", 60, 0), _ner_file(tmp_path / "dev.tsv", 10, 1)
+    out = run_finetune(_cfg(tmp_path, tiny_bert, "ner", train, dev))
+    report = json.loads((out / "eval_test.json").read_text())
+    assert report["f1"] >= 0.9 and report["per_type"]["Party"]["support"] == 20
+    assert report["alignment"]["entities_crossing_token_boundaries"] == 0
+    model = AutoModelForTokenClassification.from_pretrained(str(out))
+    assert model.config.id2label[0] == "O" and set(model.config.label2id) == {"O", "B-Party", "I-Party"}
+    [row] = list(predict(out, ["the licensee shall indemnify the licensor laws"]))
+    assert [(e["text"], e["type"], e["start"]) for e in row["entities"]] == [
+        ("licensee", "Party", 4),
+        ("licensor", "Party", 33),
+    ]
+
+
+def test_resume_continues_from_checkpoint(tiny_bert, tmp_path):
+    train, dev = _cls_file(tmp_path / "train.jsonl", 40, 0), _cls_file(tmp_path / "dev.jsonl", 10, 1)
+    cfg = _cfg(tmp_path, tiny_bert, "cls", train, dev, epochs=2, keep_checkpoints=True, patience=0)
+    run_finetune(cfg)
+    steps = json.loads((cfg.out_dir / "finetune_report.json").read_text())["steps"]
+    # A longer run resumes from the 2-epoch checkpoint instead of starting over.
+    longer = cfg.model_copy(update={"epochs": 3, "resume": True, "overwrite": True})
+    run_finetune(longer)
+    history = [json.loads(line) for line in (cfg.out_dir / "metrics.jsonl").read_text().splitlines()]
+    assert json.loads((cfg.out_dir / "finetune_report.json").read_text())["steps"] == steps * 3 // 2
+    assert sum(1 for r in history if "eval_accuracy" in r) == 3
+
+
+def test_bad_inputs(tiny_bert, tmp_path):
+    train, dev = _cls_file(tmp_path / "train.jsonl", 20, 0), tmp_path / "dev.jsonl"
+    dev.write_text(json.dumps({"text": "a new clause", "label": "warranty"}) + "\n", encoding="utf-8")
+    with pytest.raises(InputFormatError, match="warranty"):
+        run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, dev))
+    with pytest.raises(ConfigError, match="stride"):
+        run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, train, stride=16, max_length=32))
+    with pytest.raises(ConfigError, match="positions"):
+        run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, train, max_length=128))
+    assert not (tmp_path / "ft-cls").exists()
+
+
+def test_command_line_finetune_evaluate_predict(tiny_bert, tmp_path):
+    from typer.testing import CliRunner
+
+    from lmtailor.cli import app
+
+    train, dev = _ner_file(tmp_path / "train.tsv", 60, 0), _ner_file(tmp_path / "dev.tsv", 10, 1)
+    runner = CliRunner()
+    args = ["finetune", "ner", str(train), "--model", str(tiny_bert), "--dev", str(dev), "--out", str(tmp_path / "m"),
+            "--epochs", "10", "--lr", "1e-2", "--batch-size", "8", "--max-length", "32", "--stride", "4",
+            "--no-progress"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app, ["evaluate", str(tmp_path / "m"), str(dev), "--out", str(tmp_path / "ev"), "--no-progress"]
+    )
+    assert result.exit_code == 0 and json.loads((tmp_path / "ev" / "eval_test.json").read_text())["f1"] >= 0.9
+    result = runner.invoke(app, ["predict", str(tmp_path / "m"), "--text", "a licensee shall indemnify the licensor"])
+    assert result.exit_code == 0, result.output
+    assert [e["text"] for e in json.loads(result.stdout.strip())["entities"]] == ["licensee", "licensor"]
+    # A user error is one line and exit status 2, and nothing is written.
+    result = runner.invoke(app, ["finetune", "ner", str(tmp_path / "missing.tsv"), "--model", str(tiny_bert),
+                                 "--out", str(tmp_path / "m2")])  # fmt: skip
+    assert result.exit_code == 2 and "missing.tsv" in result.output and not (tmp_path / "m2").exists()
