@@ -9,6 +9,7 @@ default (CoNLL-script) mode would do.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import numpy as np
 from seqeval.metrics import classification_report as seqeval_report
 from seqeval.scheme import IOB2
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+log = logging.getLogger(__name__)
 
 
 def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
@@ -71,31 +74,60 @@ def ner_metrics(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]
     }
 
 
+def _font_family(labels: Sequence[str]) -> list[str] | None:
+    """A font family list that can draw every label: the default when the labels are Latin; the default plus the
+    first installed font that has all their other glyphs (CJK labels need one); [] when none is installed."""
+    from matplotlib import font_manager, ft2font
+
+    chars = {c for lab in labels for c in lab if ord(c) > 0x24F}
+    if not chars:
+        return None
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda e: e.fname):
+        try:
+            font = ft2font.FT2Font(entry.fname)
+        except (OSError, RuntimeError):
+            continue
+        if all(font.get_char_index(ord(c)) for c in chars):
+            return ["DejaVu Sans", entry.name]
+    return []
+
+
 def confusion_png(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str], path: Path) -> Path:
-    """A row-normalised confusion matrix with counts in the cells, as a PNG (matplotlib, no display needed)."""
+    """A row-normalised confusion matrix with counts in the cells, as a PNG (matplotlib, no display needed).
+
+    Labels no installed font can draw (Chinese labels on a machine without a CJK font) become their index in the
+    label list, so the plot never shows empty boxes; the index order is that of `per_class` in the metrics JSON.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     labels = list(labels)
+    family = _font_family(labels)
+    ticks = labels
+    if family == []:
+        log.warning("no installed font draws these labels; the confusion matrix shows label indices (install a CJK "
+                    "font such as fonts-noto-cjk for names)")  # fmt: skip
+        ticks = [str(i) for i in range(len(labels))]
     cm = confusion_matrix(y_true, y_pred, labels=labels)  # [true, pred]
     share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.45 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1.5, size))
-    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
-    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
-    ax.set_title(f"confusion matrix ({len(y_true)} examples)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with plt.rc_context({"font.family": family} if family else {}):
+        fig, ax = plt.subplots(figsize=(size + 1.5, size))
+        im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(labels)), ticks, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(len(labels)), ticks, fontsize=8)
+        ax.set_xlabel("predicted" + (" (label index)" if ticks is not labels else ""))
+        ax.set_ylabel("true")
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                if cm[i, j]:
+                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
+        fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+        ax.set_title(f"confusion matrix ({len(y_true)} examples)")
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
     return path

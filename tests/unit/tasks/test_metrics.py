@@ -45,3 +45,13 @@ def test_classification_known_answer():
 def test_confusion_png(tmp_path):
     path = confusion_png(["a", "b", "b"], ["a", "a", "b"], ["a", "b"], tmp_path / "cm.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
+
+
+def test_confusion_png_never_draws_missing_glyphs(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        confusion_png(["盗窃", "诈骗"], ["盗窃", "盗窃"], ["盗窃", "诈骗"], tmp_path / "zh.png")
+    assert not [w for w in caught if "missing from font" in str(w.message)]
+    assert (tmp_path / "zh.png").stat().st_size > 2000
