@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -307,6 +308,8 @@ def vocab_transfer_cmd(
 
 def _finetune(task: str, **kw: Any) -> None:
     out_dir = _run("finetune", f"finetune_{task}", kw.pop("config"), task=task, **kw)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only the main process writes and reports
+        return
     report = json.loads((out_dir / "finetune_report.json").read_text(encoding="utf-8"))
     typer.echo(json.dumps(report, indent=2))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
-from lmtailor.errors import ConfigError, InputFormatError
+from lmtailor.errors import ConfigError, InputFormatError, OutputExistsError
 from lmtailor.tasks.evaluate import EvaluateConfig, predict, run_evaluate
 from lmtailor.train.finetune import FinetuneConfig, checkpoint_dir, run_finetune
 
@@ -110,6 +110,9 @@ def test_bad_inputs(tiny_bert, tmp_path):
     with pytest.raises(ConfigError, match="positions"):
         run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, train, max_length=128))
     assert not (tmp_path / "ft-cls").exists()
+    (tmp_path / "ft-cls").mkdir()
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, train))
 
 
 def test_command_line_finetune_evaluate_predict(tiny_bert, tmp_path):
@@ -135,3 +138,26 @@ def test_command_line_finetune_evaluate_predict(tiny_bert, tmp_path):
     result = runner.invoke(app, ["finetune", "ner", str(tmp_path / "missing.tsv"), "--model", str(tiny_bert),
                                  "--out", str(tmp_path / "m2")])  # fmt: skip
     assert result.exit_code == 2 and "missing.tsv" in result.output and not (tmp_path / "m2").exists()
+
+
+def test_torchrun_two_processes(tiny_bert, tmp_path):
+    """DDP on CPU (gloo) through torchrun: both processes train, the main one alone writes the output folder."""
+    import socket
+    import subprocess
+    import sys
+
+    train, dev = _cls_file(tmp_path / "train.jsonl", 64, 0), _cls_file(tmp_path / "dev.jsonl", 30, 1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "lmtailor.cli", "finetune", "cls", str(train), "--model", str(tiny_bert), "--dev", str(dev),
+           "--out", str(tmp_path / "ddp"), "--epochs", "2", "--batch-size", "8", "--lr", "1e-2", "--max-length", "32",
+           "--stride", "4", "--patience", "0", "--no-progress"]  # fmt: skip
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "ddp" / "finetune_report.json").read_text())
+    # 64 examples, 8 per process, 2 processes: 4 steps an epoch, 8 in all (one process alone would take 16).
+    assert report["steps"] == 8 and report["dev"]["examples"] == 30
+    assert not list(tmp_path.glob(".ddp*"))  # no temporary or checkpoint folders left

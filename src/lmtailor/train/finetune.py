@@ -35,7 +35,7 @@ from transformers import (
 )
 
 from lmtailor.config import StageConfig
-from lmtailor.errors import ConfigError, InputFormatError
+from lmtailor.errors import ConfigError, InputFormatError, OutputExistsError
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tasks import check_splits, read_cls, read_ner
 from lmtailor.tasks.align import IGNORE, decode_cls, decode_ner, encode_cls, encode_ner
@@ -203,6 +203,8 @@ def _training_args(config: FinetuneConfig, ckpt: Path, precision: str, has_dev: 
 def run_finetune(config: FinetuneConfig) -> Path:
     t0 = time.perf_counter()
     precision = resolve_precision(config.precision)
+    if Path(config.out_dir).exists() and not config.overwrite:  # say so now, not after an hour of training
+        raise OutputExistsError(f"output folder {config.out_dir} already exists; pass --overwrite or another --out.")
     if config.stride * 2 >= config.max_length:
         raise ConfigError(f"stride {config.stride} must be under half of max_length {config.max_length}.")
     train = _read(config, config.train)
@@ -256,6 +258,8 @@ def run_finetune(config: FinetuneConfig) -> Path:
     resume = config.resume and any(ckpt.glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     train_seconds = time.perf_counter() - t0
+    # Every process has loaded the best checkpoint before the main one writes the output and removes checkpoints.
+    trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return Path(config.out_dir)
     return _write_output(config, trainer, tokenizer, (train, dev, test), result, train_seconds, ckpt, precision)

@@ -1,0 +1,26 @@
+"""Pieces of the fine-tuning stage with known answers: class weights, label lists, checkpoint location."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmtailor.tasks.align import IGNORE, Encoded
+from lmtailor.train.finetune import FinetuneConfig, _class_weights, _label_names, checkpoint_dir
+
+
+def test_balanced_class_weights_ignore_unlabelled_positions():
+    # Labels 0,0,0,1 (and ignored positions): n / (C * count) = 4 / (2 * 3), 4 / (2 * 1).
+    enc = Encoded(features=[{"labels": [IGNORE, 0, 0, IGNORE]}, {"labels": [0, 1]}])
+    assert torch.allclose(_class_weights(enc, 2), torch.tensor([4 / 6, 2.0]))
+    # A class with no example gets the weight of a class seen once instead of dividing by zero.
+    assert _class_weights(Encoded(features=[{"labels": 0}, {"labels": 0}]), 2).tolist() == pytest.approx([0.5, 1.0])
+
+
+def test_ner_label_list_and_checkpoint_dir(tmp_path: Path):
+    cfg = FinetuneConfig.build(task="ner", model="m", train=tmp_path / "t.tsv", out_dir=tmp_path / "out")
+    data = type("D", (), {"labels": ["chem", "dis"]})()
+    assert _label_names(cfg, data) == ["O", "B-chem", "I-chem", "B-dis", "I-dis"]
+    assert checkpoint_dir(cfg) == tmp_path / ".out.checkpoints"
