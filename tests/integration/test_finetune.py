@@ -106,7 +106,7 @@ def test_bad_inputs(tiny_bert, tmp_path):
     with pytest.raises(InputFormatError, match="warranty"):
         run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, dev))
     with pytest.raises(ConfigError, match="stride"):
-        run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, train, stride=16, max_length=32))
+        run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, train, stride=17, max_length=32))
     with pytest.raises(ConfigError, match="positions"):
         run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, train, max_length=128))
     assert not (tmp_path / "ft-cls").exists()

@@ -205,8 +205,8 @@ def run_finetune(config: FinetuneConfig) -> Path:
     precision = resolve_precision(config.precision)
     if Path(config.out_dir).exists() and not config.overwrite:  # say so now, not after an hour of training
         raise OutputExistsError(f"output folder {config.out_dir} already exists; pass --overwrite or another --out.")
-    if config.stride * 2 >= config.max_length:
-        raise ConfigError(f"stride {config.stride} must be under half of max_length {config.max_length}.")
+    if config.stride > config.max_length // 2:
+        raise ConfigError(f"stride {config.stride} must be at most half of max_length {config.max_length}.")
     train = _read(config, config.train)
     dev = _read(config, config.dev) if config.dev else None
     test = _read(config, config.test) if config.test else None
