@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
-from lmtailor.errors import ConfigError, InputFormatError, OutputExistsError
-from lmtailor.tasks.evaluate import EvaluateConfig, predict, run_evaluate
+from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError, OutputExistsError
+from lmtailor.tasks.evaluate import EvaluateConfig, predict, read_inputs, run_evaluate
 from lmtailor.train.finetune import FinetuneConfig, checkpoint_dir, run_finetune
 
 CLAUSES = {
@@ -70,6 +70,14 @@ def test_finetune_cls_evaluate_predict(tiny_bert, tmp_path):
     assert json.loads((ev / "eval_test.json").read_text())["accuracy"] == report["test"]["accuracy"]
     [row] = list(predict(out, ["the licensee shall indemnify the licensor"]))
     assert row["label"] == "indemnity" and 0 < row["score"] <= 1 and len(row["top"]) == 3
+    # A label the model never saw is named; nothing is written.
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({"text": "a warranty clause", "label": "warranty"}) + "\n", encoding="utf-8")
+    with pytest.raises(InputFormatError, match="warranty"):
+        run_evaluate(EvaluateConfig.build(model=out, data=odd, out_dir=tmp_path / "ev2", show_progress=False))
+    assert not (tmp_path / "ev2").exists()
+    with pytest.raises(InputNotFoundError, match=r"nothing\.txt"):
+        read_inputs(None, tmp_path / "nothing.txt")
 
 
 def test_finetune_ner_scores_entities(tiny_bert, tmp_path):

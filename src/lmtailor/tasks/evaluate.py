@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field
 
 from lmtailor.config import StageConfig
-from lmtailor.errors import EmptyInputError, InputNotFoundError
+from lmtailor.errors import EmptyInputError, InputFormatError, InputNotFoundError
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tasks.align import ner_alignment_stats
 from lmtailor.tasks.inference import TaskSpec, load_task_model, predict_cls, predict_ner, raw_examples
@@ -86,8 +86,6 @@ def run_evaluate(config: EvaluateConfig) -> Path:
         known = {lab[2:] for lab in model.config.label2id if lab != "O"}
         unknown = sorted(set(data.labels) - known)
     if unknown:
-        from lmtailor.errors import InputFormatError
-
         raise InputFormatError(
             f"{config.data} has labels the model {config.model} was not trained on: {', '.join(unknown[:5])}; "
             "evaluate on data with the model's labels, or fine-tune with them."
