@@ -30,7 +30,7 @@ TASKS = {
     "cuad": dict(task="cls", train=CUAD / "train.jsonl", dev=CUAD / "dev.jsonl", test=CUAD / "test.jsonl",
                  max_length=256, epochs=3.5, lr=2e-4, batch_size=16),
     "abstracts": dict(task="cls", train=BIO / "medical-abstracts/train.jsonl", dev=BIO / "medical-abstracts/dev.jsonl",
-                      test=BIO / "medical-abstracts/test.jsonl", max_length=256, epochs=3, lr=1e-4, batch_size=16),
+                      test=BIO / "medical-abstracts/test.jsonl", max_length=256, epochs=2, lr=1e-4, batch_size=16),
     "ncbi": dict(task="ner", train=BIO / "ncbi-disease/train.tsv", dev=BIO / "ncbi-disease/devel.tsv",
                  test=BIO / "ncbi-disease/test.tsv", max_length=128, epochs=5, lr=1e-4, batch_size=16),
 }  # fmt: skip
