@@ -31,8 +31,6 @@ app.add_typer(terms_app, name="terms")
 app.add_typer(tokenizer_app, name="tokenizer")
 vocab_app = typer.Typer(help="Vocabulary surgery on pretrained models.")
 app.add_typer(vocab_app, name="vocab")
-finetune_app = typer.Typer(help="Fine-tune an encoder for classification or NER.")
-app.add_typer(finetune_app, name="finetune")
 console = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
@@ -306,14 +304,6 @@ def vocab_transfer_cmd(
     typer.echo((out_dir / "transfer_report.json").read_text(encoding="utf-8"))
 
 
-def _finetune(task: str, **kw: Any) -> None:
-    out_dir = _run("finetune", f"finetune_{task}", kw.pop("config"), task=task, **kw)
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only the main process writes and reports
-        return
-    report = json.loads((out_dir / "finetune_report.json").read_text(encoding="utf-8"))
-    typer.echo(json.dumps(report, indent=2))
-
-
 TrainArg = Annotated[Path | None, typer.Argument(help="Training file.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="HF model folder or hub id to fine-tune.")]
 DevOpt = Annotated[Path | None, typer.Option(help="Dev file (early stopping, best checkpoint).")]
@@ -330,44 +320,31 @@ PatienceOpt = Annotated[int | None, typer.Option(help="Evaluations without dev i
 ResumeOpt = Annotated[bool | None, typer.Option("--resume/--no-resume", help="Continue an interrupted run.")]
 
 
-@finetune_app.command("cls")
-def finetune_cls_cmd(
+@app.command("finetune")
+def finetune_cmd(
+    task: Annotated[str, typer.Argument(help="cls (one label per text) or ner (entity tags).")],
     train: TrainArg = None, model: ModelOpt = None, out: OutOpt = None, dev: DevOpt = None, test: TestOpt = None,
-    text_field: Annotated[str | None, typer.Option(help="Name of the text field/column.")] = None,
-    label_field: Annotated[str | None, typer.Option(help="Name of the label field/column.")] = None,
-    long_text: Annotated[str | None, typer.Option(help="head, head_tail or windows.")] = None,
+    text_field: Annotated[str | None, typer.Option(help="cls: name of the text field/column.")] = None,
+    label_field: Annotated[str | None, typer.Option(help="cls: name of the label field/column.")] = None,
+    long_text: Annotated[str | None, typer.Option(help="cls: head, head_tail or windows.")] = None,
+    ner_format: Annotated[str | None, typer.Option("--format", help="ner: auto, columns or spans.")] = None,
+    nested: Annotated[str | None, typer.Option(help="ner: nested entities kept: outer, inner or first.")] = None,
+    invalid_tags: Annotated[str | None, typer.Option(help="ner: repair or error.")] = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, grad_accum: AccumOpt = None, lr: LrOpt = None,
     max_length: MaxLenOpt = None, stride: StrideOpt = None, precision: PrecisionOpt = None,
     class_weights: WeightsOpt = None, patience: PatienceOpt = None, resume: ResumeOpt = None,
     config: ConfigOpt = None, overwrite: OverwriteOpt = None, seed: SeedOpt = None, progress: ProgressOpt = True,
 ) -> None:  # fmt: skip
-    """Fine-tune for text classification (jsonl/csv with a text and a label field)."""
-    _finetune(
-        "cls", config=config, train=train, model=model, out_dir=out, dev=dev, test=test, text_field=text_field,
-        label_field=label_field, long_text=long_text, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum,
-        lr=lr, max_length=max_length, stride=stride, precision=precision, class_weights=class_weights,
-        patience=patience, resume=resume, overwrite=overwrite, seed=seed, show_progress=progress,
+    """Fine-tune for text classification (jsonl/csv) or entity recognition (token-tag columns, span JSON)."""
+    out_dir = _run(
+        "finetune", f"finetune_{task}", config, task=task, train=train, model=model, out_dir=out, dev=dev, test=test,
+        text_field=text_field, label_field=label_field, long_text=long_text, ner_format=ner_format, nested=nested,
+        invalid_tags=invalid_tags, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
+        max_length=max_length, stride=stride, precision=precision, class_weights=class_weights, patience=patience,
+        resume=resume, overwrite=overwrite, seed=seed, show_progress=progress,
     )  # fmt: skip
-
-
-@finetune_app.command("ner")
-def finetune_ner_cmd(
-    train: TrainArg = None, model: ModelOpt = None, out: OutOpt = None, dev: DevOpt = None, test: TestOpt = None,
-    ner_format: Annotated[str | None, typer.Option("--format", help="auto, columns or spans.")] = None,
-    nested: Annotated[str | None, typer.Option(help="Nested entities: outer, inner or first.")] = None,
-    invalid_tags: Annotated[str | None, typer.Option(help="repair or error.")] = None,
-    epochs: EpochsOpt = None, batch_size: BatchOpt = None, grad_accum: AccumOpt = None, lr: LrOpt = None,
-    max_length: MaxLenOpt = None, stride: StrideOpt = None, precision: PrecisionOpt = None,
-    class_weights: WeightsOpt = None, patience: PatienceOpt = None, resume: ResumeOpt = None,
-    config: ConfigOpt = None, overwrite: OverwriteOpt = None, seed: SeedOpt = None, progress: ProgressOpt = True,
-) -> None:  # fmt: skip
-    """Fine-tune for entity recognition (token-tag columns, BIO/BMES, or span JSON)."""
-    _finetune(
-        "ner", config=config, train=train, model=model, out_dir=out, dev=dev, test=test, ner_format=ner_format,
-        nested=nested, invalid_tags=invalid_tags, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum,
-        lr=lr, max_length=max_length, stride=stride, precision=precision, class_weights=class_weights,
-        patience=patience, resume=resume, overwrite=overwrite, seed=seed, show_progress=progress,
-    )  # fmt: skip
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only the main process writes and reports
+        typer.echo((out_dir / "finetune_report.json").read_text(encoding="utf-8"))
 
 
 @app.command("evaluate")

@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
-from lmtailor.tasks import read_cls, read_ner
+from lmtailor.tasks import entity_spans, read_cls, read_ner
 from lmtailor.tokenizer import TokenizerTrainConfig, run_train
 from lmtailor.train.finetune import FinetuneConfig, run_finetune
 
@@ -54,12 +54,12 @@ def test_cmeee_spans_with_merged_tokens(shared_data, tmp_path):
         _slice_json(src / "dev.json", tmp_path / "dev.json", 20),
     )
     data = read_ner(train)
-    terms = sorted({ex.text[s:e] for ex in data.examples for s, e, _ in _spans(ex) if e - s >= 2})[:100]
+    terms = sorted({ex.text[s:e] for ex in data.examples for s, e, _ in entity_spans(ex) if e - s >= 2})[:100]
     out = _finetune(tmp_path, _tiny_model(tmp_path, [ex.text for ex in data.examples], terms), "ner", train, dev)
     report = json.loads((out / "eval_test.json").read_text())
     gold = read_ner(dev)
     # Scored on characters: the entity count is the data's, whatever the tokenizer merged.
-    assert report["entities"] == sum(len(_spans(ex)) for ex in gold.examples)
+    assert report["entities"] == sum(len(entity_spans(ex)) for ex in gold.examples)
     assert 0 <= report["f1"] <= 1 and set(report["per_type"]) <= set(data.labels)
     align = report["alignment"]
     assert (
@@ -80,7 +80,7 @@ def test_cmedqaner_character_columns(shared_data, tmp_path):
     out = _finetune(tmp_path, _tiny_model(tmp_path, [ex.text for ex in data.examples], []), "ner", train, dev)
     assert json.loads((out / "task.json").read_text())["units"] == "chars"
     report = json.loads((out / "eval_test.json").read_text())
-    assert report["entities"] == sum(len(_spans(ex)) for ex in read_ner(dev).examples) > 0
+    assert report["entities"] == sum(len(entity_spans(ex)) for ex in read_ner(dev).examples) > 0
 
 
 def test_cail2018_long_facts_in_windows(shared_data, tmp_path):
@@ -97,9 +97,3 @@ def test_cail2018_long_facts_in_windows(shared_data, tmp_path):
     assert set(report["per_class"]) == set(read_cls(train).labels) == set(labels)
     assert report["examples"] == 20 and report["throughput"]["features"] > 20  # several windows per fact
     assert (out / "confusion_test.png").is_file()
-
-
-def _spans(ex):
-    from lmtailor.tasks import entity_spans
-
-    return entity_spans(ex)

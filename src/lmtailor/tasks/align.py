@@ -75,13 +75,11 @@ def encode_ner(tokenizer, examples: Sequence, label2id: dict[str, int] | None, m
         return_overflowing_tokens=True, return_offsets_mapping=True, return_special_tokens_mask=True,
     )  # fmt: skip
     out = Encoded()
-    owners: dict[int, np.ndarray] = {}
+    owner_of = -1  # windows of one example are consecutive: its char -> unit map is built once
     for i, ex_id in enumerate(enc["overflow_to_sample_mapping"]):
         ex = examples[ex_id]
-        owner = owners.get(ex_id)
-        if owner is None:
-            owners.clear()
-            owner = owners[ex_id] = _unit_owner(ex.text, ex.units)
+        if ex_id != owner_of:
+            owner, owner_of = _unit_owner(ex.text, ex.units), ex_id
         offsets, special = enc["offset_mapping"][i], enc["special_tokens_mask"][i]
         content = [p for p, (s, e) in enumerate(offsets) if not special[p] and e > s]
         first, last = (content[0], content[-1]) if content else (0, 0)

@@ -9,6 +9,7 @@ default (CoNLL-script) mode would do.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,11 +78,15 @@ def ner_metrics(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]
 def _font_family(labels: Sequence[str]) -> list[str] | None:
     """A font family list that can draw every label: the default when the labels are Latin; the default plus the
     first installed font that has all their other glyphs (CJK labels need one); [] when none is installed."""
+    chars = frozenset(c for lab in labels for c in lab if ord(c) > 0x24F)
+    return list(_font_with(chars)) if chars else None
+
+
+@functools.cache
+def _font_with(chars: frozenset[str]) -> list[str]:
+    """Opening every installed font is slow; dev and test plots of one run ask for the same characters."""
     from matplotlib import font_manager, ft2font
 
-    chars = {c for lab in labels for c in lab if ord(c) > 0x24F}
-    if not chars:
-        return None
     for entry in sorted(font_manager.fontManager.ttflist, key=lambda e: e.fname):
         try:
             font = ft2font.FT2Font(entry.fname)

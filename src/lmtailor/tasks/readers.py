@@ -49,18 +49,6 @@ from lmtailor.corpus.encoding import sniff_file
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError, InputNotFoundError
 from lmtailor.tasks.tags import NESTED_POLICIES, resolve_nested, spans_from_tags, split_tag, tags_from_spans, to_iob2
 
-__all__ = [
-    "ClsExample",
-    "NerExample",
-    "TaskData",
-    "check_splits",
-    "entity_spans",
-    "read_cls",
-    "read_ner",
-    "resolve_nested",
-    "tags_from_spans",
-]
-
 log = logging.getLogger(__name__)
 
 FORMATS = ("auto", "columns", "spans")
