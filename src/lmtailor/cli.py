@@ -86,6 +86,12 @@ STAGES = {
     "vocab.transfer": ("lmtailor.vocab", "TransferConfig", "run_transfer"),
     "finetune": ("lmtailor.train.finetune", "FinetuneConfig", "run_finetune"),
     "evaluate": ("lmtailor.tasks.evaluate", "EvaluateConfig", "run_evaluate"),
+    "distill": ("lmtailor.train.distill", "DistillConfig", "run_distill"),
+    "prune": ("lmtailor.compress.prune", "PruneConfig", "run_prune"),
+    "sparsify": ("lmtailor.compress.unstructured", "SparsifyConfig", "run_sparsify"),
+    "quantize": ("lmtailor.compress.quantize", "QuantizeConfig", "run_quantize"),
+    "export": ("lmtailor.export.onnx", "ExportConfig", "run_export"),
+    "bench": ("lmtailor.export.bench", "BenchConfig", "run_bench"),
 }
 
 
@@ -345,6 +351,117 @@ def finetune_cmd(
     )  # fmt: skip
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only the main process writes and reports
         typer.echo((out_dir / "finetune_report.json").read_text(encoding="utf-8"))
+
+
+@app.command("distill")
+def distill_cmd(
+    task: Annotated[str, typer.Argument(help="cls or ner, as the teacher.")],
+    train: TrainArg = None,
+    teacher: Annotated[Path | None, typer.Option(help="Fine-tuned teacher folder.")] = None,
+    model: Annotated[str | None, typer.Option("--student", "-m", help="Student folder (pruned, trimmed, any).")] = None,
+    out: OutOpt = None, dev: DevOpt = None, test: TestOpt = None,
+    alpha: Annotated[float | None, typer.Option(help="Weight of the gold-label loss (1-alpha: teacher).")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Softmax temperature.")] = None,
+    unlabelled: Annotated[list[Path] | None, typer.Option("--unlabelled", help="cls: extra text, no labels.")] = None,
+    max_unlabelled: Annotated[int | None, typer.Option(help="Use at most this many unlabelled texts.")] = None,
+    hidden_weight: Annotated[float | None, typer.Option(help="Hidden-state matching weight (same tokenizer).")] = None,
+    attention_weight: Annotated[float | None, typer.Option(help="Attention matching weight.")] = None,
+    epochs: EpochsOpt = None, batch_size: BatchOpt = None, grad_accum: AccumOpt = None, lr: LrOpt = None,
+    max_length: MaxLenOpt = None, stride: StrideOpt = None, precision: PrecisionOpt = None,
+    patience: PatienceOpt = None, resume: ResumeOpt = None, config: ConfigOpt = None, overwrite: OverwriteOpt = None,
+    seed: SeedOpt = None, progress: ProgressOpt = True,
+) -> None:  # fmt: skip
+    """Distil a fine-tuned teacher into a smaller student (cached teacher logits, optional hidden matching)."""
+    out_dir = _run(
+        "distill", f"distill_{task}", config, task=task, train=train, teacher=teacher, model=model, out_dir=out,
+        dev=dev, test=test, alpha=alpha, temperature=temperature, unlabelled=_paths(unlabelled),
+        max_unlabelled=max_unlabelled, hidden_weight=hidden_weight, attention_weight=attention_weight, epochs=epochs,
+        batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_length=max_length, stride=stride,
+        precision=precision, patience=patience, resume=resume, overwrite=overwrite, seed=seed, show_progress=progress,
+    )  # fmt: skip
+    if int(os.environ.get("RANK", "0")) == 0:
+        typer.echo((out_dir / "finetune_report.json").read_text(encoding="utf-8"))
+
+
+@app.command("prune")
+def prune_cmd(
+    model: Annotated[Path | None, typer.Argument(help="Fine-tuned task model folder.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Labelled train file for importance.")] = None,
+    out: OutOpt = None,
+    layers: Annotated[int | None, typer.Option(help="Encoder layers to keep.")] = None,
+    layer_choice: Annotated[str | None, typer.Option(help="every_other, bottom, top or importance.")] = None,
+    keep_layers: Annotated[list[int] | None, typer.Option("--keep-layer", help="Explicit layer to keep.")] = None,
+    ffn_size: Annotated[int | None, typer.Option(help="FFN neurons to keep per layer.")] = None,
+    iterations: Annotated[int | None, typer.Option(help="FFN pruning steps.")] = None,
+    config: ConfigOpt = None, overwrite: OverwriteOpt = None, seed: SeedOpt = None, progress: ProgressOpt = True,
+) -> None:  # fmt: skip
+    """Drop layers and FFN neurons by importance: a dense, smaller model that plain from_pretrained loads."""
+    out_dir = _run("prune", "prune", config, model=model, data=data, out_dir=out, layers=layers,
+                   layer_choice=layer_choice, keep_layers=keep_layers or None, ffn_size=ffn_size,
+                   iterations=iterations, overwrite=overwrite, seed=seed, show_progress=progress)  # fmt: skip
+    report = json.loads((out_dir / "prune_report.json").read_text(encoding="utf-8"))
+    typer.echo(f"layers kept {report['kept_layers']}, FFN {report['ffn_before']} → {report['ffn_after']}, "
+               f"parameters {report['params_before']:,} → {report['params_after']:,}")  # fmt: skip
+
+
+@app.command("sparsify")
+def sparsify_cmd(
+    model: Annotated[Path | None, typer.Argument(help="Fine-tuned task model folder.")] = None,
+    out: OutOpt = None,
+    sparsity: Annotated[list[float] | None, typer.Option("--sparsity", help="Share of weights zeroed.")] = None,
+    scope: Annotated[str | None, typer.Option(help="global or per_layer.")] = None,
+    eval_file: Annotated[Path | None, typer.Option("--eval", help="Labelled file scored at each sparsity.")] = None,
+    config: ConfigOpt = None, overwrite: OverwriteOpt = None, progress: ProgressOpt = True,
+) -> None:  # fmt: skip
+    """Unstructured magnitude pruning (zeros stored densely: size and speed do not change) with a sparsity curve."""
+    out_dir = _run("sparsify", "sparsify", config, model=model, out_dir=out, sparsity=sparsity or None, scope=scope,
+                   eval=eval_file, overwrite=overwrite, show_progress=progress)  # fmt: skip
+    typer.echo(json.dumps(json.loads((out_dir / "lmtailor.json").read_text(encoding="utf-8"))["metrics"], indent=2))
+
+
+@app.command("export")
+def export_cmd(
+    model: Annotated[Path | None, typer.Argument(help="Fine-tuned task model folder.")] = None,
+    out: OutOpt = None,
+    optimize: Annotated[bool | None, typer.Option("--optimize/--no-optimize", help="ORT BERT fusion.")] = None,
+    provider: Annotated[str | None, typer.Option(help="cpu, cuda or tensorrt (parity check).")] = None,
+    config: ConfigOpt = None, overwrite: OverwriteOpt = None, progress: ProgressOpt = True,
+) -> None:  # fmt: skip
+    """Export to ONNX (dynamic batch and sequence axes) with a built-in parity check against PyTorch."""
+    out_dir = _run("export", "export", config, model=model, out_dir=out, optimize=optimize, provider=provider,
+                   overwrite=overwrite, show_progress=progress)  # fmt: skip
+    typer.echo(json.dumps(json.loads((out_dir / "lmtailor.json").read_text(encoding="utf-8"))["metrics"], indent=2))
+
+
+@app.command("quantize")
+def quantize_cmd(
+    model: Annotated[Path | None, typer.Argument(help="Export folder (int8/int4) or HF folder (torch-int8).")] = None,
+    out: OutOpt = None,
+    method: Annotated[str | None, typer.Option(help="int8, int4 or torch-int8.")] = None,
+    eval_file: Annotated[Path | None, typer.Option("--eval", help="Labelled file: quantised vs fp32.")] = None,
+    config: ConfigOpt = None, overwrite: OverwriteOpt = None, progress: ProgressOpt = True,
+) -> None:  # fmt: skip
+    """Quantise: ONNX Runtime dynamic int8 (embeddings too), 4-bit weight-only, or PyTorch dynamic int8."""
+    out_dir = _run("quantize", "quantize", config, model=model, out_dir=out, method=method, eval=eval_file,
+                   overwrite=overwrite, show_progress=progress)  # fmt: skip
+    typer.echo(json.dumps(json.loads((out_dir / "lmtailor.json").read_text(encoding="utf-8"))["metrics"], indent=2))
+
+
+@app.command("bench")
+def bench_cmd(
+    models: Annotated[list[str] | None, typer.Argument(help="Model folders / .onnx files, optionally PATH@bf16, "
+                                                            "PATH@torch-int8; the first is the baseline.")] = None,
+    out: OutOpt = None,
+    seq_len: Annotated[int | None, typer.Option(help="Tokens per sequence.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads per model.")] = None,
+    pick_fastest: Annotated[bool | None, typer.Option("--pick-fastest/--no-pick-fastest",
+                                                      help="Say which entry is fastest.")] = None,
+    config: ConfigOpt = None, overwrite: OverwriteOpt = None, progress: ProgressOpt = True,
+) -> None:  # fmt: skip
+    """Latency p50/p95 at batch 1, throughput at batch 32, size on disk and peak RSS, side by side."""
+    out_dir = _run("bench", "bench", config, models=models, out_dir=out, seq_len=seq_len, threads=threads,
+                   pick_fastest=pick_fastest, overwrite=overwrite, show_progress=progress)  # fmt: skip
+    typer.echo((out_dir / "bench.md").read_text(encoding="utf-8"))
 
 
 @app.command("evaluate")

@@ -26,3 +26,7 @@ class ConfigError(LmtailorError):
 
 class OutputExistsError(LmtailorError):
     """The output folder exists and overwriting was not allowed."""
+
+
+class VerificationError(LmtailorError):
+    """A stage's result failed its own check against its input (e.g. ONNX vs PyTorch parity); nothing was written."""

@@ -97,3 +97,31 @@ def tiny_unigram(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     model = BertForMaskedLM(BertConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=64, **SMALL))
     return _save(tok, model, tmp_path / "tiny-unigram", **BERT_SPECIALS)
+
+
+CLAUSE_LABELS = ["indemnity", "law", "termination"]
+
+
+def make_clause_classifier(folder: Path, layers: int = 4, hidden: int = 32) -> Path:
+    from lmtailor.tasks.inference import TaskSpec
+
+    tok = wordpiece_tokenizer()
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tok.get_vocab_size(), max_position_embeddings=64, num_labels=3,
+                        id2label=dict(enumerate(CLAUSE_LABELS)), label2id={n: i for i, n in enumerate(CLAUSE_LABELS)},
+                        **{**SMALL, "num_hidden_layers": layers, "hidden_size": hidden})  # fmt: skip
+    folder = _save(tok, BertForSequenceClassification(config), folder, **BERT_SPECIALS)
+    TaskSpec(task="cls", max_length=32, stride=8).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def clause_classifier_factory():
+    """make_clause_classifier(folder, layers=4, hidden=32): an untrained classifier over the three clause labels."""
+    return make_clause_classifier
+
+
+@pytest.fixture
+def clause_classifier(tmp_path: Path) -> Path:
+    """An untrained 4-layer classifier over the three clause labels of test_finetune's task files, with task.json."""
+    return make_clause_classifier(tmp_path / "clause-cls")

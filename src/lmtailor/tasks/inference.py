@@ -36,6 +36,9 @@ class TaskSpec:
     long_text: str = "head"
     stride: int = 64
     units: str = "words"  # NER: "words" or "chars", how raw text is cut into units at prediction time
+    # Set by `lmtailor quantize --method torch-int8`: the folder keeps fp32 weights and loading applies PyTorch's
+    # dynamic int8 quantisation to its Linear layers (deterministic, so every load gives the same model).
+    torch_int8: bool = False
 
     def save(self, folder: Path) -> None:
         (Path(folder) / TASK_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -50,8 +53,12 @@ class RawExample:
     tags: tuple[str, ...] = ()
 
 
-def load_task_model(folder: str | Path):
-    """(model, tokenizer, spec) of a fine-tuned classification or NER model folder."""
+def load_task_model(folder: str | Path, provider: str = "cpu", threads: int | None = None):
+    """(model, tokenizer, spec) of a fine-tuned classification or NER model folder.
+
+    A folder with `model.onnx` and no PyTorch weights (from `lmtailor export` or `quantize`) gives an
+    `OnnxTaskModel` run by ONNX Runtime on `provider` with `threads` intra-op threads; these two apply to it only.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputNotFoundError(
@@ -72,14 +79,28 @@ def load_task_model(folder: str | Path):
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if not tokenizer.is_fast:
         raise InputFormatError(f"{folder} has no fast tokenizer (tokenizer.json); lmtailor needs character offsets.")
-    return auto.from_pretrained(str(folder)).eval(), tokenizer, spec
+    if _is_onnx_folder(folder):
+        from lmtailor.export.runtime import OnnxTaskModel
+
+        return OnnxTaskModel(folder, provider, threads), tokenizer, spec
+    model = auto.from_pretrained(str(folder)).eval()
+    if spec.torch_int8:
+        from lmtailor.compress.quantize import torch_int8
+
+        model = torch_int8(model)
+    return model, tokenizer, spec
+
+
+def _is_onnx_folder(folder: Path) -> bool:
+    weights = [*folder.glob("*.safetensors"), *folder.glob("pytorch_model*.bin")]
+    return (folder / "model.onnx").is_file() and not weights
 
 
 @torch.no_grad()
 def forward(model, features: list[dict], batch_size: int = 64, precision: str = "fp32") -> tuple[list, dict]:
     """Per-feature logits ([C] or [T, C] numpy arrays, unpadded) and timing. Batches are formed from length-sorted
     features so little time goes on padding."""
-    device = next(model.parameters()).device
+    device = model.device  # HF models and OnnxTaskModel have it; a quantised Linear has no parameters
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     out: list = [None] * len(features)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if features and k in features[0]]

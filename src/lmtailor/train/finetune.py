@@ -80,6 +80,7 @@ class FinetuneConfig(StageConfig):
         "auto", description="auto: bf16 (or fp16) on CUDA, bf16 on CPUs with AMX/AVX512-BF16, else fp32."
     )
     class_weights: bool = Field(False, description="Weight the loss by inverse class frequency (imbalanced data).")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the cross-entropy (0: none).")
     metric: str | None = Field(None, description="Dev metric for early stopping (default: accuracy / entity f1).")
     patience: int = Field(2, ge=0, description="Evaluations without dev improvement before stopping (0: never).")
     eval_every: int | None = Field(None, ge=1, description="Evaluate every N steps (default: every epoch).")
@@ -187,6 +188,7 @@ def _training_args(config: FinetuneConfig, ckpt: Path, precision: str, has_dev: 
         metric_for_best_model=metric if has_dev else None,
         greater_is_better=True,
         logging_steps=config.logging_steps,
+        label_smoothing_factor=0.0 if config.class_weights else config.label_smoothing,  # weighted loss applies it
         seed=config.seed,
         data_seed=config.seed,
         bf16=precision == "bf16",
@@ -200,19 +202,31 @@ def _training_args(config: FinetuneConfig, ckpt: Path, precision: str, has_dev: 
     )
 
 
-def run_finetune(config: FinetuneConfig) -> Path:
-    t0 = time.perf_counter()
+def preflight(config: FinetuneConfig) -> str:
+    """Checks that need no data (so a run fails now, not after an hour of training); the precision to use."""
     precision = resolve_precision(config.precision)
-    if Path(config.out_dir).exists() and not config.overwrite:  # say so now, not after an hour of training
+    if Path(config.out_dir).exists() and not config.overwrite:
         raise OutputExistsError(f"output folder {config.out_dir} already exists; pass --overwrite or another --out.")
     if config.stride > config.max_length // 2:
         raise ConfigError(f"stride {config.stride} must be at most half of max_length {config.max_length}.")
+    return precision
+
+
+def read_splits(config: FinetuneConfig) -> tuple:
+    """(train, dev, test) task data, validated against each other; dev and test may be None."""
     train = _read(config, config.train)
     dev = _read(config, config.dev) if config.dev else None
     test = _read(config, config.test) if config.test else None
     check_splits(train, *[d for d in (dev, test) if d is not None])
     if config.max_train_examples:
         train.examples = train.examples[: config.max_train_examples]
+    return train, dev, test
+
+
+def run_finetune(config: FinetuneConfig) -> Path:
+    t0 = time.perf_counter()
+    precision = preflight(config)
+    train, dev, test = read_splits(config)
     names = _label_names(config, train)
     label2id, id2label = {n: i for i, n in enumerate(names)}, dict(enumerate(names))
     tokenizer = AutoTokenizer.from_pretrained(config.model)
@@ -241,7 +255,7 @@ def run_finetune(config: FinetuneConfig) -> Path:
             logits = outputs.logits
             return torch.nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                weight=weights.to(logits.device), ignore_index=IGNORE,
+                weight=weights.to(logits.device), ignore_index=IGNORE, label_smoothing=config.label_smoothing,
             )  # fmt: skip
 
     collator = (DataCollatorForTokenClassification if config.task == "ner" else DataCollatorWithPadding)(tokenizer)
@@ -265,13 +279,17 @@ def run_finetune(config: FinetuneConfig) -> Path:
     return _write_output(config, trainer, tokenizer, (train, dev, test), result, train_seconds, ckpt, precision)
 
 
-def _write_output(config, trainer, tokenizer, splits, result, train_seconds, ckpt, precision) -> Path:
+def _write_output(
+    config, trainer, tokenizer, splits, result, train_seconds, ckpt, precision, stage: str = "finetune",
+    inputs: tuple = (),
+) -> Path:  # fmt: skip
     train, dev, test = splits
     model = trainer.model.eval()
     spec = TaskSpec(task=config.task, max_length=config.max_length, long_text=config.long_text, stride=config.stride,
                     units=_units_of(train) if config.task == "ner" else "words")  # fmt: skip
-    with stage_output(f"finetune-{config.task}", config) as out:
+    with stage_output(f"{stage}-{config.task}", config) as out:
         for name, path in (
+            *inputs,
             ("model", config.model),
             ("train", config.train),
             ("dev", config.dev),
@@ -303,7 +321,7 @@ def _write_output(config, trainer, tokenizer, splits, result, train_seconds, ckp
         out.metrics.update(metrics)
     if not config.keep_checkpoints:
         shutil.rmtree(ckpt, ignore_errors=True)
-    log.info("fine-tuned %s in %.0fs: %s", config.task, train_seconds, json.dumps(metrics)[:400])
+    log.info("%s %s done in %.0fs: %s", stage, config.task, train_seconds, json.dumps(metrics)[:400])
     return Path(config.out_dir)
 
 

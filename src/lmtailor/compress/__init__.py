@@ -1,0 +1,1 @@
+"""Compression stages: structured pruning, unstructured sparsity, quantisation."""

@@ -1,0 +1,358 @@
+"""`lmtailor distill cls|ner`: task distillation from a fine-tuned teacher into a smaller student.
+
+loss = α · CE(student, gold label) + (1 − α) · T² · KL(softmax(teacher / T) ‖ softmax(student / T))
+       [+ β · MSE(proj(student hidden), teacher hidden) + γ · KL(teacher attention ‖ student attention)]
+
+(Hinton et al. 2015; the hidden and attention terms follow TinyBERT, with a learned projection when widths differ.)
+
+- The teacher's logits are computed **once**, before training, on the transfer set (the labelled train split plus
+  optional unlabelled domain text, e.g. the corpus stage's output), so the teacher is not rerun every epoch.
+- Student and teacher may have different tokenizers: each reads the text with its own. Classification targets are
+  per example (the teacher's logits averaged over its windows); NER targets are per unit (word or character), taken
+  from the teacher's most central window, and given to the student token that begins the unit — the same
+  tokenizer-independent alignment as fine-tuning and evaluation use.
+- Hidden-state and attention matching need the teacher's activations on the student's own tokens, so they require
+  the same tokenizer and run the teacher live (no cache); they are off by default.
+- Everything else (AMP, accumulation, early stopping on dev, best checkpoint, resume, torchrun) is `finetune`'s.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+)
+
+from lmtailor.corpus.source import iter_texts
+from lmtailor.errors import ConfigError, InputFormatError
+from lmtailor.tasks.align import IGNORE, Encoded, encode_cls, encode_ner
+from lmtailor.tasks.inference import forward, load_task_model
+from lmtailor.train.finetune import (
+    FinetuneConfig,
+    _argmax,
+    _encode,
+    _JsonlLog,
+    _metric_fn,
+    _Trainer,
+    _training_args,
+    _write_output,
+    checkpoint_dir,
+    preflight,
+    read_splits,
+)
+
+log = logging.getLogger(__name__)
+
+
+class DistillConfig(FinetuneConfig):
+    """Train `model` (the student) to match `teacher` on a task: fine-tuning's fields plus the distillation ones."""
+
+    teacher: Path = Field(description="Fine-tuned teacher folder (output of `lmtailor finetune`).")
+    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the gold-label loss; 1 - alpha goes to the teacher.")
+    temperature: float = Field(2.0, gt=0, description="Softmax temperature of the logit distillation.")
+    unlabelled: list[Path] = Field(
+        default_factory=list, description="cls: extra transfer text without labels (files, or corpus folders whose "
+        "train split is used); the student learns the teacher's predictions on it."
+    )  # fmt: skip
+    max_unlabelled: int | None = Field(None, ge=1, description="Use at most this many unlabelled texts.")
+    hidden_weight: float = Field(0.0, ge=0, description="Weight of hidden-state matching (same tokenizer only).")
+    attention_weight: float = Field(0.0, ge=0, description="Weight of attention matching (same tokenizer and heads).")
+    teacher_batch_size: int = Field(64, ge=1, description="Batch size of the teacher's one pass over the data.")
+
+
+def layer_map(student_layers: int, teacher_layers: int) -> list[int]:
+    """Teacher layer (1-based hidden-state index) matched by each student layer 1..Ls: uniform, last to last."""
+    return [round(i * teacher_layers / student_layers) for i in range(1, student_layers + 1)]
+
+
+def _student(config: DistillConfig, names: list[str]):
+    """The student model with the teacher's label set; a student that is already a task model must agree with it."""
+    cfg = AutoConfig.from_pretrained(str(config.model))
+    arch = (cfg.architectures or [""])[0]
+    if arch.endswith(("ForSequenceClassification", "ForTokenClassification")):
+        theirs = [cfg.id2label[i] for i in range(cfg.num_labels)]
+        if sorted(theirs) != sorted(names) and not all(n.startswith("LABEL_") for n in theirs):
+            raise ConfigError(
+                f"the student {config.model} predicts labels {theirs[:6]}, the teacher {config.teacher} {names[:6]}; "
+                "distil into a student made from the teacher (prune, vocab trim) or a plain pretrained encoder."
+            )
+    auto = AutoModelForTokenClassification if config.task == "ner" else AutoModelForSequenceClassification
+    id2label = dict(enumerate(names))
+    return auto.from_pretrained(str(config.model), num_labels=len(names), id2label=id2label,
+                                label2id={n: i for i, n in id2label.items()}, ignore_mismatched_sizes=True)  # fmt: skip
+
+
+def _cls_targets(teacher, ttok, tspec, texts: list[str], batch: int) -> np.ndarray:
+    """[n, C] teacher logits per text, averaged over the teacher's windows."""
+    enc = encode_cls(ttok, texts, None, tspec.max_length, tspec.long_text, tspec.stride)
+    logits, timing = forward(teacher, enc.features, batch)
+    out = np.zeros((len(texts), teacher.config.num_labels), dtype=np.float64)
+    np.add.at(out, np.asarray(enc.example_of), np.stack(logits))
+    log.info("teacher pass: %s", timing)
+    return (out / np.bincount(enc.example_of, minlength=len(texts))[:, None]).astype(np.float32)
+
+
+def _ner_targets(teacher, ttok, tspec, examples, batch: int) -> list[np.ndarray]:
+    """Per example, [units, C] teacher logits: for each unit, those of the token that begins it in the window where
+    it sits most centrally (as decoding does)."""
+    enc = encode_ner(ttok, examples, None, tspec.max_length, tspec.stride)
+    logits, timing = forward(teacher, enc.features, batch)
+    n_labels = teacher.config.num_labels
+    out = [np.zeros((len(ex.units), n_labels), dtype=np.float32) for ex in examples]
+    depth = [np.full(len(ex.units), -1) for ex in examples]
+    for i, ex_id in enumerate(enc.example_of):
+        for p, unit in enumerate(enc.units_of[i]):
+            if unit >= 0 and enc.depth_of[i][p] > depth[ex_id][unit]:
+                depth[ex_id][unit], out[ex_id][unit] = enc.depth_of[i][p], logits[i][p]
+    log.info("teacher pass: %s", timing)
+    return out
+
+
+def attach_targets(enc: Encoded, task: str, targets) -> None:
+    """Give every student feature its teacher logits: cls [C] per feature, NER [T, C] (zeros where no unit begins)."""
+    for i, f in enumerate(enc.features):
+        ex = enc.example_of[i]
+        if task == "cls":
+            f["teacher_logits"] = targets[ex]
+        else:
+            rows = np.zeros((len(f["input_ids"]), targets[ex].shape[1]), dtype=np.float32)
+            for p, unit in enumerate(enc.units_of[i]):
+                if unit >= 0:
+                    rows[p] = targets[ex][unit]
+            f["teacher_logits"] = rows
+
+
+class TeacherCollator:
+    """The task's collator plus padded teacher logits ([B, C] or [B, T, C])."""
+
+    def __init__(self, base) -> None:
+        self.base = base
+
+    def __call__(self, features: list[dict]) -> dict:
+        teacher = [f.pop("teacher_logits", None) for f in features]
+        batch = self.base(features)
+        for f, t in zip(features, teacher, strict=True):  # the dataset's dicts are reused next epoch
+            if t is not None:
+                f["teacher_logits"] = t
+        if any(t is None for t in teacher):
+            return batch
+        if teacher[0].ndim == 1:
+            batch["teacher_logits"] = torch.tensor(np.stack(teacher))
+        else:
+            width = batch["input_ids"].shape[1]
+            padded = np.zeros((len(teacher), width, teacher[0].shape[1]), dtype=np.float32)
+            for r, t in enumerate(teacher):
+                padded[r, : len(t)] = t
+            batch["teacher_logits"] = torch.from_numpy(padded)
+        return batch
+
+
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float, mask: torch.Tensor | None = None):
+    """T² · KL(softmax(teacher/T) ‖ softmax(student/T)), averaged over the rows of [N, C] logits (or masked rows)."""
+    if mask is not None:
+        student, teacher = student[mask], teacher[mask]
+    if student.shape[0] == 0:
+        return student.sum() * 0.0
+    t = temperature
+    kl = F.kl_div(F.log_softmax(student / t, -1), F.log_softmax(teacher / t, -1), reduction="none", log_target=True)
+    return kl.sum(-1).mean() * t * t
+
+
+class DistillTrainer(_Trainer):
+    """The fine-tuning Trainer with the distillation loss (and, optionally, hidden/attention matching)."""
+
+    def __init__(self, *args, distill: DistillConfig, teacher=None, projections=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.distill = distill
+        self.teacher = teacher  # live teacher, only for hidden/attention matching
+        self.projections = projections
+        self.model_accepts_loss_kwargs = False  # our loss is a mean: let the Trainer divide by accumulation steps
+
+    def create_optimizer(self, *args, **kwargs):
+        optimizer = super().create_optimizer(*args, **kwargs)
+        if self.projections is not None and not any(
+            p is self.projections[0].weight for g in optimizer.param_groups for p in g["params"]
+        ):
+            optimizer.add_param_group({"params": list(self.projections.parameters()), "weight_decay": 0.0})
+        return optimizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        target, labels = inputs.pop("teacher_logits", None), inputs.pop("labels")
+        cfg = self.distill
+        live = target is not None and model.training and self.teacher is not None
+        outputs = model(**inputs, output_hidden_states=live and cfg.hidden_weight > 0,
+                        output_attentions=live and cfg.attention_weight > 0)  # fmt: skip
+        logits = outputs.logits.float()
+        flat, gold = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+        valid = gold != IGNORE
+        hard = F.cross_entropy(flat[valid], gold[valid]) if valid.any() else flat.sum() * 0.0
+        if target is None:  # dev evaluation
+            return (hard, outputs) if return_outputs else hard
+        mask = valid if cfg.task == "ner" else None
+        soft = kd_loss(flat, target.reshape(-1, target.shape[-1]).float(), cfg.temperature, mask)
+        loss = cfg.alpha * hard + (1 - cfg.alpha) * soft
+        if live:
+            loss = loss + self._match(outputs, inputs)
+        return (loss, outputs) if return_outputs else loss
+
+    def _match(self, outputs, inputs) -> torch.Tensor:
+        cfg = self.distill
+        with torch.no_grad():
+            t_out = self.teacher(**inputs, output_hidden_states=cfg.hidden_weight > 0,
+                                 output_attentions=cfg.attention_weight > 0)  # fmt: skip
+        keep = inputs["attention_mask"].bool()  # [B, T]
+        extra = outputs.logits.new_zeros(())
+        if cfg.hidden_weight > 0:
+            s_h, t_h = outputs.hidden_states, t_out.hidden_states  # [L+1] x [B, T, H]
+            pairs = [(0, 0), *zip(range(1, len(s_h)), layer_map(len(s_h) - 1, len(t_h) - 1), strict=True)]
+            for k, (i, j) in enumerate(pairs):
+                s = self.projections[k](s_h[i]) if self.projections is not None else s_h[i]
+                extra = extra + cfg.hidden_weight * F.mse_loss(s[keep].float(), t_h[j][keep].float()) / len(pairs)
+        if cfg.attention_weight > 0:
+            s_a, t_a = outputs.attentions, t_out.attentions  # [L] x [B, heads, T, T]
+            for i, j in enumerate(layer_map(len(s_a), len(t_a))):
+                p_t, p_s = t_a[j - 1].float(), s_a[i].float().clamp_min(1e-9)
+                kl = (p_t * (p_t.clamp_min(1e-9).log() - p_s.log())).sum(-1)  # [B, heads, T]
+                extra = extra + cfg.attention_weight * kl.permute(0, 2, 1)[keep].mean() / len(s_a)
+        return extra
+
+
+def _unlabelled_texts(config: DistillConfig) -> list[str]:
+    if not config.unlabelled:
+        return []
+    if config.task != "cls":
+        raise ConfigError("unlabelled transfer text is supported for cls; NER distils on the labelled sentences.")
+    texts = []
+    for text in iter_texts(config.unlabelled):
+        if text.strip():
+            texts.append(text)
+        if config.max_unlabelled and len(texts) >= config.max_unlabelled:
+            break
+    return texts
+
+
+def _live_teacher(config: DistillConfig, teacher, ttok, stok, student):
+    """The teacher (and projections) for hidden/attention matching, after checking that it can be matched."""
+    if not (config.hidden_weight or config.attention_weight):
+        return None, None
+    if ttok.get_vocab() != stok.get_vocab():
+        raise ConfigError(
+            "hidden_weight/attention_weight need the student to share the teacher's tokenizer; use logit "
+            "distillation only (set both to 0) for a student with another vocabulary."
+        )
+    if not isinstance(teacher, torch.nn.Module):
+        raise InputFormatError(f"{config.teacher} is not a PyTorch model; hidden matching needs its activations.")
+    if config.attention_weight:
+        if teacher.config.num_attention_heads != student.config.num_attention_heads:
+            raise ConfigError("attention matching needs the same number of heads in student and teacher.")
+        for m in (teacher, student):
+            m.config._attn_implementation = "eager"  # sdpa returns no attention probabilities
+    projections = None
+    if config.hidden_weight and student.config.hidden_size != teacher.config.hidden_size:
+        layers = student.config.num_hidden_layers + 1
+        projections = torch.nn.ModuleList(
+            torch.nn.Linear(student.config.hidden_size, teacher.config.hidden_size) for _ in range(layers)
+        )
+    return teacher, projections
+
+
+def _teacher_labels(config: DistillConfig, teacher, task: str, train) -> list[str]:
+    """The teacher's label names, after checking that it does this task and knows every training label."""
+    if task != config.task:
+        raise ConfigError(f"the teacher {config.teacher} is a {task} model; this is a {config.task} distillation.")
+    names = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
+    if config.task == "cls":
+        seen = {ex.label for ex in train.examples}
+    else:
+        seen = {t for ex in train.examples for t in ex.tags}
+    unknown = sorted(seen - set(names))
+    if unknown:
+        raise InputFormatError(
+            f"{config.train} has labels the teacher {config.teacher} does not predict: {unknown[:5]}; distil with "
+            "the data the teacher was fine-tuned on, or fine-tune a teacher with these labels."
+        )
+    return names
+
+
+def _transfer_set(config: DistillConfig, stok, teacher_parts, train, label2id) -> Encoded:
+    """Student features of the train split (+ unlabelled text for cls), each with its cached teacher logits."""
+    teacher, ttok, tspec = teacher_parts
+    enc = _encode(config, stok, train, label2id)
+    if config.task == "ner":
+        attach_targets(enc, "ner", _ner_targets(teacher, ttok, tspec, train.examples, config.teacher_batch_size))
+        return enc
+    extra = _unlabelled_texts(config)
+    if extra:  # unlabelled texts: features without a gold label, examples numbered after the labelled ones
+        more = encode_cls(stok, extra, None, config.max_length, config.long_text, config.stride)
+        for f, ex in zip(more.features, more.example_of, strict=True):
+            enc.features.append({**f, "labels": IGNORE})
+            enc.example_of.append(ex + len(train.examples))
+    texts = [ex.text for ex in train.examples] + extra
+    attach_targets(enc, "cls", _cls_targets(teacher, ttok, tspec, texts, config.teacher_batch_size))
+    log.info("transfer set: %d labelled + %d unlabelled texts", len(train.examples), len(extra))
+    return enc
+
+
+def run_distill(config: DistillConfig) -> Path:
+    t0 = time.perf_counter()
+    precision = preflight(config)
+    train, dev, test = read_splits(config)
+    teacher, ttok, tspec = load_task_model(config.teacher)
+    if torch.cuda.is_available() and isinstance(teacher, torch.nn.Module):  # the one teacher pass, on this rank's GPU
+        teacher.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+    names = _teacher_labels(config, teacher, tspec.task, train)
+    label2id = {n: i for i, n in enumerate(names)}
+    stok = AutoTokenizer.from_pretrained(str(config.model))
+    if not stok.is_fast:
+        raise InputFormatError(f"{config.model} has no fast tokenizer (tokenizer.json); lmtailor needs offsets.")
+    torch.manual_seed(config.seed)
+    student = _student(config, names)
+    train_enc = _transfer_set(config, stok, (teacher, ttok, tspec), train, label2id)
+    live, projections = _live_teacher(config, teacher, ttok, stok, student)
+    dev_enc = _encode(config, stok, dev, label2id).sorted_by_length() if dev else None
+    metric = config.metric or ("accuracy" if config.task == "cls" else "f1")
+    ckpt = checkpoint_dir(config)
+    if ckpt.exists() and not config.resume:
+        shutil.rmtree(ckpt)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    args = _training_args(config, ckpt, precision, dev is not None, f"eval_{metric}")
+    args.remove_unused_columns = False  # the Trainer would drop teacher_logits: the model's forward does not take it
+    base = (DataCollatorForTokenClassification if config.task == "ner" else DataCollatorWithPadding)(stok)
+    callbacks: list = [_JsonlLog(ckpt / "metrics.jsonl")]
+    if dev is not None and config.patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
+    id2label = dict(enumerate(names))
+    trainer = DistillTrainer(
+        model=student, args=args, data_collator=TeacherCollator(base), train_dataset=train_enc.features,
+        eval_dataset=dev_enc.features if dev_enc else None, processing_class=stok,
+        compute_metrics=_metric_fn(config, dev, dev_enc, id2label) if dev else None,
+        preprocess_logits_for_metrics=_argmax if config.task == "ner" else None, callbacks=callbacks,
+        distill=config, teacher=live.to(args.device).eval() if live is not None else None, projections=projections,
+    )  # fmt: skip
+    if projections is not None:
+        projections.to(args.device)
+    resume = config.resume and any(ckpt.glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    train_seconds = time.perf_counter() - t0
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return Path(config.out_dir)
+    inputs = (("teacher", config.teacher), *((f"unlabelled_{i}", p) for i, p in enumerate(config.unlabelled)))
+    return _write_output(config, trainer, stok, (train, dev, test), result, train_seconds, ckpt, precision,
+                         stage="distill", inputs=inputs)  # fmt: skip

@@ -1,0 +1,202 @@
+"""`lmtailor distill` on tiny models: the student measurably moves towards the teacher, with the same or another
+vocabulary, for classification and NER; hidden/attention matching; bad input fails before anything is written."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+
+from lmtailor.compress.prune import PruneConfig, run_prune
+from lmtailor.errors import ConfigError, InputFormatError
+from lmtailor.tasks.inference import TaskSpec
+from lmtailor.train.distill import DistillConfig, TeacherCollator, kd_loss, layer_map, run_distill
+from lmtailor.train.finetune import FinetuneConfig, run_finetune
+
+CLAUSES = {
+    "indemnity": "The licensee shall indemnify the licensor against all claims.",
+    "law": "This agreement is governed by the laws of the State of New York.",
+    "termination": "Either party may terminate this agreement upon written notice.",
+}
+COMMON = dict(show_progress=False, batch_size=8, max_length=32, stride=4, logging_steps=5, patience=0)
+
+
+def _cls_file(path: Path, n: int, seed: int) -> Path:
+    rng = random.Random(seed)
+    pool = sorted({w for text in CLAUSES.values() for w in text.split()})
+    rows = []
+    for _ in range(n):
+        label = rng.choice(sorted(CLAUSES))
+        rows.append({"text": f"{CLAUSES[label]} {rng.choice(pool)} {rng.choice(pool)}", "label": label})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, clause_classifier_factory) -> tuple[Path, Path]:
+    """A tiny 4-layer classifier fine-tuned on the clause task, and its train file."""
+    root = tmp_path_factory.mktemp("distill")
+    train = _cls_file(root / "train.jsonl", 60, 0)
+    start = clause_classifier_factory(root / "start")
+    cfg = FinetuneConfig.build(task="cls", model=str(start), train=train, out_dir=root / "teacher", epochs=8, lr=3e-3,
+                               **COMMON)  # fmt: skip
+    return run_finetune(cfg), train
+
+
+def _kl_to_teacher(student: Path, teacher: Path, texts: list[str]) -> float:
+    """Mean KL(teacher ‖ student) at T=1 on `texts`, each model reading them with its own tokenizer."""
+    probs = []
+    for folder in (teacher, student):
+        tok = AutoTokenizer.from_pretrained(str(folder))
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=3).eval()
+        torch.manual_seed(0)
+        with torch.no_grad():
+            logits = model(**tok(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")).logits
+        probs.append(torch.log_softmax(logits, -1))
+    t, s = probs
+    return float((t.exp() * (t - s)).sum(-1).mean())
+
+
+def _distill(tmp_path: Path, teacher: Path, student: Path, train: Path, name: str = "student", **kw) -> Path:
+    values = dict(task="cls", teacher=teacher, model=str(student), train=train, out_dir=tmp_path / name, epochs=8,
+                  lr=3e-3, alpha=0.0, temperature=2.0, **COMMON)  # fmt: skip
+    return run_distill(DistillConfig.build(**{**values, **kw}))
+
+
+def test_kd_loss_known_answers():
+    z = torch.tensor([[1.0, 2.0, 3.0]])
+    assert kd_loss(z, z, 2.0).item() == pytest.approx(0.0, abs=1e-7)
+    s, t = torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, 2 * np.log(3.0)]])  # teacher at T=2: (1/4, 3/4)
+    expected = 4 * (0.25 * np.log(0.25 / 0.5) + 0.75 * np.log(0.75 / 0.5))  # T² · KL(teacher ‖ uniform)
+    assert kd_loss(s, t, 2.0).item() == pytest.approx(expected, rel=1e-5)
+    mask = torch.tensor([False])
+    assert kd_loss(s, t, 2.0, mask).item() == 0.0
+
+
+def test_layer_map_is_uniform_and_ends_at_the_last_layer():
+    assert layer_map(3, 6) == [2, 4, 6]
+    assert layer_map(2, 4) == [2, 4]
+    assert layer_map(4, 4) == [1, 2, 3, 4]
+
+
+def test_collator_pads_token_level_teacher_logits():
+    from tokenizers import Tokenizer, models
+    from transformers import DataCollatorForTokenClassification, PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"[PAD]": 0, "a": 1}, "[PAD]")),
+                                  pad_token="[PAD]")  # fmt: skip
+    one = {"input_ids": [1], "attention_mask": [1], "labels": [1], "teacher_logits": np.ones((1, 2), np.float32)}
+    feats = [{"input_ids": [1, 1, 1], "attention_mask": [1, 1, 1], "labels": [0, 1, 0],
+              "teacher_logits": np.ones((3, 2), np.float32)}, one]  # fmt: skip
+    batch = TeacherCollator(DataCollatorForTokenClassification(tok))(feats)
+    assert batch["teacher_logits"].shape == (2, 3, 2)
+    assert batch["teacher_logits"][1, 1:].abs().sum() == 0 and batch["teacher_logits"][1, 0].sum() == 2
+    assert "teacher_logits" in feats[0]  # the dataset's own dicts are left as they were
+
+
+def test_pruned_student_moves_towards_the_teacher(tmp_path, teacher):
+    teacher_dir, train = teacher
+    student = run_prune(PruneConfig.build(model=teacher_dir, out_dir=tmp_path / "pruned", keep_layers=[0],
+                                          show_progress=False))  # fmt: skip
+    texts = [json.loads(line)["text"] for line in train.read_text().splitlines()]
+    before = _kl_to_teacher(student, teacher_dir, texts)
+    out = _distill(tmp_path, teacher_dir, student, train)
+    after = _kl_to_teacher(out, teacher_dir, texts)
+    assert after < 0.5 * before, (before, after)
+    manifest = json.loads((out / "lmtailor.json").read_text())
+    assert manifest["stage"] == "distill-cls" and "teacher" in manifest["inputs"]
+    model = AutoModelForSequenceClassification.from_pretrained(str(out))
+    assert model.config.num_hidden_layers == 1
+    assert json.loads((out / "task.json").read_text())["task"] == "cls"
+
+
+def test_student_with_another_vocabulary_and_unlabelled_text(tmp_path, teacher, tiny_roberta):
+    teacher_dir, train = teacher
+    extra = tmp_path / "extra.txt"
+    extra.write_text("\n\n".join(f"{c} notice" for c in CLAUSES.values()) + "\n", encoding="utf-8")
+    texts = [json.loads(line)["text"] for line in train.read_text().splitlines()]
+    before = _kl_to_teacher(tiny_roberta, teacher_dir, texts)  # a fresh head over the teacher's labels
+    out = _distill(tmp_path, teacher_dir, tiny_roberta, train, unlabelled=[extra], epochs=10)
+    model = AutoModelForSequenceClassification.from_pretrained(str(out))
+    assert model.config.id2label == AutoModelForSequenceClassification.from_pretrained(str(teacher_dir)).config.id2label
+    after = _kl_to_teacher(out, teacher_dir, texts)
+    assert after < 0.5 * before, (before, after)
+    assert json.loads((out / "lmtailor.json").read_text())["inputs"]["unlabelled_0"]["path"] == str(extra.resolve())
+
+
+def test_hidden_and_attention_matching_with_a_narrower_student(tmp_path, teacher):
+    teacher_dir, train = teacher
+    tcfg = AutoModelForSequenceClassification.from_pretrained(str(teacher_dir)).config
+    narrow = BertConfig(vocab_size=tcfg.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64, num_labels=3, id2label=tcfg.id2label,
+                        label2id=tcfg.label2id)  # fmt: skip
+    student = tmp_path / "narrow"
+    torch.manual_seed(0)
+    BertForSequenceClassification(narrow).save_pretrained(str(student))
+    AutoTokenizer.from_pretrained(str(teacher_dir)).save_pretrained(str(student))
+    TaskSpec(task="cls", max_length=32, stride=4).save(student)
+    texts = [json.loads(line)["text"] for line in train.read_text().splitlines()]
+    before = _kl_to_teacher(student, teacher_dir, texts)
+    out = _distill(tmp_path, teacher_dir, student, train, hidden_weight=1.0, attention_weight=1.0, alpha=0.5)
+    after = _kl_to_teacher(out, teacher_dir, texts)
+    assert after < before, (before, after)
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
+
+
+def _ner_file(path: Path, n: int = 40) -> Path:
+    rng = random.Random(0)
+    lines = []
+    for _ in range(n):
+        left, right = rng.choice(["the", "a", "this"]), rng.choice(["claims", "notice", "laws"])
+        lines += [f"{left}\tO", "licensee\tB-Party", "shall\tO", "indemnify\tO", "the\tO", "licensor\tB-Party",
+                  f"{right}\tO", ""]  # fmt: skip
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def test_ner_distillation_into_a_pruned_student(tmp_path, tiny_bert):
+    train = _ner_file(tmp_path / "train.tsv")
+    cfg = FinetuneConfig.build(task="ner", model=str(tiny_bert), train=train, dev=train, out_dir=tmp_path / "teacher",
+                               epochs=6, lr=1e-2, **COMMON)  # fmt: skip
+    teacher_dir = run_finetune(cfg)
+    student = run_prune(PruneConfig.build(model=teacher_dir, out_dir=tmp_path / "pruned", keep_layers=[1],
+                                          show_progress=False))  # fmt: skip
+    out = _distill(tmp_path, teacher_dir, student, train, task="ner", dev=train, test=train, lr=1e-2)
+    report = json.loads((out / "finetune_report.json").read_text())
+    teacher_f1 = json.loads((teacher_dir / "finetune_report.json").read_text())["dev"]["f1"]
+    assert report["dev"]["f1"] >= min(teacher_f1, 0.9) - 0.05, (report["dev"], teacher_f1)
+    assert json.loads((out / "lmtailor.json").read_text())["stage"] == "distill-ner"
+
+
+def test_student_with_other_labels_is_refused(tmp_path, teacher, tiny_classifier):
+    teacher_dir, train = teacher
+    with pytest.raises(ConfigError, match="predicts labels"):
+        _distill(tmp_path, teacher_dir, tiny_classifier, train)
+    assert not (tmp_path / "student").exists()
+
+
+def test_hidden_matching_needs_the_same_tokenizer(tmp_path, teacher, tiny_roberta):
+    teacher_dir, train = teacher
+    with pytest.raises(ConfigError, match="share the teacher's tokenizer"):
+        _distill(tmp_path, teacher_dir, tiny_roberta, train, hidden_weight=1.0)
+    assert not (tmp_path / "student").exists()
+
+
+def test_labels_the_teacher_does_not_know(tmp_path, teacher, tiny_roberta):
+    teacher_dir, _ = teacher
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "a clause", "label": "warranty"}) + "\n", encoding="utf-8")
+    with pytest.raises(InputFormatError, match="warranty"):
+        _distill(tmp_path, teacher_dir, tiny_roberta, bad)
+
+
+def test_teacher_of_another_task(tmp_path, teacher, tiny_roberta):
+    teacher_dir, _ = teacher
+    with pytest.raises(ConfigError, match="cls model"):
+        _distill(tmp_path, teacher_dir, tiny_roberta, _ner_file(tmp_path / "x.tsv", 3), task="ner")
