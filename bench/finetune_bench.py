@@ -28,7 +28,7 @@ log = logging.getLogger("bench")
 CUAD, BIO = DATA / "en-legal/cuad/clauses", DATA / "en-bio"
 TASKS = {
     "cuad": dict(task="cls", train=CUAD / "train.jsonl", dev=CUAD / "dev.jsonl", test=CUAD / "test.jsonl",
-                 max_length=256, epochs=3.5, lr=2e-4, batch_size=16),
+                 max_length=256, epochs=3.5, lr=2e-4, batch_size=16, label_smoothing=0.1),
     "abstracts": dict(task="cls", train=BIO / "medical-abstracts/train.jsonl", dev=BIO / "medical-abstracts/dev.jsonl",
                       test=BIO / "medical-abstracts/test.jsonl", max_length=256, epochs=2, lr=1e-4, batch_size=16),
     "ncbi": dict(task="ner", train=BIO / "ncbi-disease/train.tsv", dev=BIO / "ncbi-disease/devel.tsv",

@@ -339,6 +339,7 @@ def finetune_cmd(
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, grad_accum: AccumOpt = None, lr: LrOpt = None,
     max_length: MaxLenOpt = None, stride: StrideOpt = None, precision: PrecisionOpt = None,
     class_weights: WeightsOpt = None, patience: PatienceOpt = None, resume: ResumeOpt = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing of the loss (0: none).")] = None,
     config: ConfigOpt = None, overwrite: OverwriteOpt = None, seed: SeedOpt = None, progress: ProgressOpt = True,
 ) -> None:  # fmt: skip
     """Fine-tune for text classification (jsonl/csv) or entity recognition (token-tag columns, span JSON)."""
@@ -347,7 +348,7 @@ def finetune_cmd(
         text_field=text_field, label_field=label_field, long_text=long_text, ner_format=ner_format, nested=nested,
         invalid_tags=invalid_tags, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
         max_length=max_length, stride=stride, precision=precision, class_weights=class_weights, patience=patience,
-        resume=resume, overwrite=overwrite, seed=seed, show_progress=progress,
+        resume=resume, label_smoothing=label_smoothing, overwrite=overwrite, seed=seed, show_progress=progress,
     )  # fmt: skip
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only the main process writes and reports
         typer.echo((out_dir / "finetune_report.json").read_text(encoding="utf-8"))

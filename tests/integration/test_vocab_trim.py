@@ -64,6 +64,15 @@ def test_classifier_keeps_its_head_and_labels(tiny_classifier, domain, tmp_path)
     assert report["parity"]["within_tolerance"] and report["parity"]["max_abs_diff_logits"] <= 1e-5
 
 
+def test_task_settings_travel_but_the_inputs_results_do_not(clause_classifier, domain, tmp_path):
+    for name in ("eval_test.json", "predictions_test.jsonl", "finetune_report.json", "metrics.jsonl"):
+        (clause_classifier / name).write_text("{}\n")
+    _trim(clause_classifier, domain, tmp_path / "trimmed")
+    kept = sorted(p.name for p in (tmp_path / "trimmed").iterdir())
+    assert "task.json" in kept and not {"eval_test.json", "predictions_test.jsonl", "finetune_report.json",
+                                        "metrics.jsonl"} & set(kept)  # fmt: skip
+
+
 def test_size_target_is_met(tiny_bert, domain, tmp_path):
     report = _trim(tiny_bert, domain, tmp_path / "trimmed", size=120, coverage=None)
     assert report["vocab_after"] == 120

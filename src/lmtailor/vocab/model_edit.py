@@ -117,6 +117,9 @@ def count_parameters(model: PreTrainedModel) -> tuple[int, int]:
     return sum(seen.values()), sum(vocab.values())
 
 
+STAGE_RESULTS = ("eval_", "predictions_", "confusion_", "metrics.jsonl", "sparsity_curve", "bench.")
+
+
 def extra_files(src: Path) -> list[Path]:
     """Files beside the weights that describe how the model is used (e.g. sentence-transformers pooling)."""
     from lmtailor.vocab.tokenizer_edit import TOKENIZER_FILES
@@ -125,6 +128,8 @@ def extra_files(src: Path) -> list[Path]:
     out = []
     for p in sorted(src.iterdir()):
         if p.name.startswith(".") or p.name in skip or p.name.endswith(WEIGHT_SUFFIXES) or "index.json" in p.name:
+            continue
+        if p.name.startswith(STAGE_RESULTS) or p.name.endswith("_report.json"):  # the input's results, not ours
             continue
         out.append(p)
     return out
