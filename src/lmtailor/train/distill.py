@@ -39,7 +39,7 @@ from transformers import (
 )
 
 from lmtailor.corpus.source import iter_texts
-from lmtailor.errors import ConfigError, InputFormatError
+from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError
 from lmtailor.tasks.align import IGNORE, Encoded, encode_cls, encode_ner
 from lmtailor.tasks.inference import forward, load_task_model
 from lmtailor.train.finetune import (
@@ -69,7 +69,8 @@ class DistillConfig(FinetuneConfig):
         default_factory=list, description="cls: extra transfer text without labels (files, or corpus folders whose "
         "train split is used); the student learns the teacher's predictions on it."
     )  # fmt: skip
-    max_unlabelled: int | None = Field(None, ge=1, description="Use at most this many unlabelled texts.")
+    max_unlabelled: int | None = Field(None, ge=1, description="Use a random sample of this many unlabelled texts.")
+    min_unlabelled_chars: int = Field(40, ge=1, description="Skip unlabelled texts shorter than this (headings).")
     hidden_weight: float = Field(0.0, ge=0, description="Weight of hidden-state matching (same tokenizer only).")
     attention_weight: float = Field(0.0, ge=0, description="Weight of attention matching (same tokenizer and heads).")
     teacher_batch_size: int = Field(64, ge=1, description="Batch size of the teacher's one pass over the data.")
@@ -234,16 +235,21 @@ class DistillTrainer(_Trainer):
 
 
 def _unlabelled_texts(config: DistillConfig) -> list[str]:
+    """The unlabelled transfer texts: long enough to carry a clause, and a seeded uniform sample of them when there
+    are more than `max_unlabelled` (the first N of a corpus would all come from its first few documents)."""
     if not config.unlabelled:
         return []
     if config.task != "cls":
         raise ConfigError("unlabelled transfer text is supported for cls; NER distils on the labelled sentences.")
-    texts = []
-    for text in iter_texts(config.unlabelled):
-        if text.strip():
-            texts.append(text)
-        if config.max_unlabelled and len(texts) >= config.max_unlabelled:
-            break
+    texts = [t for t in iter_texts(config.unlabelled) if len(t.strip()) >= config.min_unlabelled_chars]
+    if not texts:
+        raise EmptyInputError(
+            f"no unlabelled text of at least {config.min_unlabelled_chars} characters in "
+            f"{', '.join(map(str, config.unlabelled))}; lower min_unlabelled_chars or pass other files."
+        )
+    if config.max_unlabelled and len(texts) > config.max_unlabelled:
+        keep = np.random.default_rng(config.seed).choice(len(texts), config.max_unlabelled, replace=False)
+        texts = [texts[i] for i in sorted(keep)]
     return texts
 
 
