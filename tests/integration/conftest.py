@@ -125,3 +125,36 @@ def clause_classifier_factory():
 def clause_classifier(tmp_path: Path) -> Path:
     """An untrained 4-layer classifier over the three clause labels of test_finetune's task files, with task.json."""
     return make_clause_classifier(tmp_path / "clause-cls")
+
+
+@pytest.fixture
+def cls_model(tiny_classifier: Path) -> Path:
+    """The tiny classifier as a fine-tuned folder: task.json, and a tokenizer that sends segment ids."""
+    from transformers import AutoTokenizer
+
+    from lmtailor.tasks.inference import TaskSpec
+
+    names = ["input_ids", "token_type_ids", "attention_mask"]
+    AutoTokenizer.from_pretrained(str(tiny_classifier), model_input_names=names).save_pretrained(str(tiny_classifier))
+    TaskSpec(task="cls", max_length=32, stride=8).save(tiny_classifier)
+    return tiny_classifier
+
+
+NER_LABELS = ["O", "B-Party", "I-Party"]
+
+
+@pytest.fixture
+def ner_model(tiny_classifier: Path, tmp_path: Path) -> Path:
+    """A tiny token classifier (2 layers, hidden 32) over the tiny classifier's tokenizer, without segment ids."""
+    from transformers import AutoConfig, AutoTokenizer, BertForTokenClassification
+
+    from lmtailor.tasks.inference import TaskSpec
+
+    config = AutoConfig.from_pretrained(str(tiny_classifier))
+    config.id2label, config.label2id = dict(enumerate(NER_LABELS)), {n: i for i, n in enumerate(NER_LABELS)}
+    torch.manual_seed(0)
+    folder = tmp_path / "tiny-ner"
+    BertForTokenClassification(config).save_pretrained(str(folder))
+    AutoTokenizer.from_pretrained(str(tiny_classifier)).save_pretrained(str(folder))
+    TaskSpec(task="ner", max_length=32, stride=8).save(folder)
+    return folder

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from onnx import helper, numpy_helper
-from transformers import AutoConfig, AutoTokenizer, BertForTokenClassification
+from transformers import AutoConfig, AutoTokenizer
 
 import lmtailor.export.onnx as onnx_export
 from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError, VerificationError
@@ -29,30 +29,6 @@ TEXTS = [
     "disclosed to any third party.",
     "Zebras",
 ]
-NER_LABELS = ["O", "B-Party", "I-Party"]
-SEGMENTED = ["input_ids", "token_type_ids", "attention_mask"]
-
-
-@pytest.fixture
-def cls_model(tiny_classifier: Path) -> Path:
-    """The conftest's tiny classifier as a fine-tuned folder: task.json, and a tokenizer that sends segment ids."""
-    tokenizer = AutoTokenizer.from_pretrained(str(tiny_classifier), model_input_names=SEGMENTED)
-    tokenizer.save_pretrained(str(tiny_classifier))
-    TaskSpec(task="cls", max_length=32, stride=8).save(tiny_classifier)
-    return tiny_classifier
-
-
-@pytest.fixture
-def ner_model(tiny_classifier: Path, tmp_path: Path) -> Path:
-    """A tiny token classifier (2 layers, hidden 32) over the same tokenizer, without segment ids."""
-    config = AutoConfig.from_pretrained(str(tiny_classifier))
-    config.id2label, config.label2id = dict(enumerate(NER_LABELS)), {n: i for i, n in enumerate(NER_LABELS)}
-    torch.manual_seed(0)
-    folder = tmp_path / "tiny-ner"
-    BertForTokenClassification(config).save_pretrained(str(folder))
-    AutoTokenizer.from_pretrained(str(tiny_classifier)).save_pretrained(str(folder))
-    TaskSpec(task="ner", max_length=32, stride=8).save(folder)
-    return folder
 
 
 def _export(model: Path, out: Path, **kw) -> Path:

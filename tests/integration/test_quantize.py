@@ -12,14 +12,14 @@ import onnx
 import pytest
 import torch
 from onnx import helper
-from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer, BertForTokenClassification
+from transformers import AutoConfig, AutoModelForTokenClassification
 
 from lmtailor.compress.quantize import QuantizeConfig, run_quantize, torch_int8
 from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError
 from lmtailor.export import ExportConfig, OnnxTaskModel, run_export
 from lmtailor.outputs import read_manifest
 from lmtailor.tasks.evaluate import predict
-from lmtailor.tasks.inference import TaskSpec, load_task_model, predict_ner, raw_examples
+from lmtailor.tasks.inference import load_task_model, predict_ner, raw_examples
 
 TEXTS = [
     "The licensee shall indemnify the licensor against all claims.",
@@ -27,32 +27,9 @@ TEXTS = [
     "This agreement is governed by the laws of the State of New York.",
     "Confidential information shall not be disclosed to any third party.",
 ]
-NER_LABELS = ["O", "B-Party", "I-Party"]
 # Dynamic int8 on a random 2-layer model: logits move by ~1e-2 (measured 0.004-0.03); a bound 3-5x above that
 # still catches a broken quantisation (wrong scales or swapped weights move them by the logits' own size, ~0.1-1).
 LOGIT_TOLERANCE = 0.1
-
-
-@pytest.fixture
-def cls_model(tiny_classifier: Path) -> Path:
-    """The conftest's tiny classifier as a fine-tuned folder: task.json, and a tokenizer that sends segment ids."""
-    names = ["input_ids", "token_type_ids", "attention_mask"]
-    AutoTokenizer.from_pretrained(str(tiny_classifier), model_input_names=names).save_pretrained(str(tiny_classifier))
-    TaskSpec(task="cls", max_length=32, stride=8).save(tiny_classifier)
-    return tiny_classifier
-
-
-@pytest.fixture
-def ner_model(tiny_classifier: Path, tmp_path: Path) -> Path:
-    """A tiny token classifier (2 layers, hidden 32) over the same tokenizer."""
-    config = AutoConfig.from_pretrained(str(tiny_classifier))
-    config.id2label, config.label2id = dict(enumerate(NER_LABELS)), {n: i for i, n in enumerate(NER_LABELS)}
-    torch.manual_seed(0)
-    folder = tmp_path / "tiny-ner"
-    BertForTokenClassification(config).save_pretrained(str(folder))
-    AutoTokenizer.from_pretrained(str(tiny_classifier)).save_pretrained(str(folder))
-    TaskSpec(task="ner", max_length=32, stride=8).save(folder)
-    return folder
 
 
 def _eval_file(tmp_path: Path, task: str) -> Path:

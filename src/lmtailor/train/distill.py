@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -35,7 +34,6 @@ from transformers import (
     AutoTokenizer,
     DataCollatorForTokenClassification,
     DataCollatorWithPadding,
-    EarlyStoppingCallback,
 )
 
 from lmtailor.corpus.source import iter_texts
@@ -46,14 +44,12 @@ from lmtailor.train.finetune import (
     FinetuneConfig,
     _argmax,
     _encode,
-    _JsonlLog,
     _metric_fn,
     _Trainer,
-    _training_args,
     _write_output,
-    checkpoint_dir,
     preflight,
     read_splits,
+    trainer_setup,
 )
 
 log = logging.getLogger(__name__)
@@ -332,17 +328,9 @@ def run_distill(config: DistillConfig) -> Path:
     train_enc = _transfer_set(config, stok, (teacher, ttok, tspec), train, label2id)
     live, projections = _live_teacher(config, teacher, ttok, stok, student)
     dev_enc = _encode(config, stok, dev, label2id).sorted_by_length() if dev else None
-    metric = config.metric or ("accuracy" if config.task == "cls" else "f1")
-    ckpt = checkpoint_dir(config)
-    if ckpt.exists() and not config.resume:
-        shutil.rmtree(ckpt)
-    ckpt.mkdir(parents=True, exist_ok=True)
-    args = _training_args(config, ckpt, precision, dev is not None, f"eval_{metric}")
+    ckpt, args, callbacks = trainer_setup(config, precision, dev is not None)
     args.remove_unused_columns = False  # the Trainer would drop teacher_logits: the model's forward does not take it
     base = (DataCollatorForTokenClassification if config.task == "ner" else DataCollatorWithPadding)(stok)
-    callbacks: list = [_JsonlLog(ckpt / "metrics.jsonl")]
-    if dev is not None and config.patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
     id2label = dict(enumerate(names))
     trainer = DistillTrainer(
         model=student, args=args, data_collator=TeacherCollator(base), train_dataset=train_enc.features,

@@ -223,6 +223,20 @@ def read_splits(config: FinetuneConfig) -> tuple:
     return train, dev, test
 
 
+def trainer_setup(config: FinetuneConfig, precision: str, has_dev: bool) -> tuple[Path, TrainingArguments, list]:
+    """The checkpoint folder (emptied unless resuming), the Trainer's arguments and its callbacks."""
+    metric = config.metric or ("accuracy" if config.task == "cls" else "f1")
+    ckpt = checkpoint_dir(config)
+    if ckpt.exists() and not config.resume:
+        shutil.rmtree(ckpt)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    args = _training_args(config, ckpt, precision, has_dev, f"eval_{metric}")
+    callbacks: list = [_JsonlLog(ckpt / "metrics.jsonl")]
+    if has_dev and config.patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
+    return ckpt, args, callbacks
+
+
 def run_finetune(config: FinetuneConfig) -> Path:
     t0 = time.perf_counter()
     precision = preflight(config)
@@ -241,12 +255,7 @@ def run_finetune(config: FinetuneConfig) -> Path:
         raise ConfigError(f"max_length {config.max_length} exceeds {config.model}'s {limit} positions; lower it.")
     train_enc = _encode(config, tokenizer, train, label2id)
     dev_enc = _encode(config, tokenizer, dev, label2id).sorted_by_length() if dev else None
-    metric = config.metric or ("accuracy" if config.task == "cls" else "f1")
-    ckpt = checkpoint_dir(config)
-    if ckpt.exists() and not config.resume:
-        shutil.rmtree(ckpt)
-    ckpt.mkdir(parents=True, exist_ok=True)
-    args = _training_args(config, ckpt, precision, dev is not None, f"eval_{metric}")
+    ckpt, args, callbacks = trainer_setup(config, precision, dev is not None)
     loss_fn = None
     if config.class_weights:
         weights = _class_weights(train_enc, len(names))
@@ -259,9 +268,6 @@ def run_finetune(config: FinetuneConfig) -> Path:
             )  # fmt: skip
 
     collator = (DataCollatorForTokenClassification if config.task == "ner" else DataCollatorWithPadding)(tokenizer)
-    callbacks: list = [_JsonlLog(ckpt / "metrics.jsonl")]
-    if dev is not None and config.patience:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))
     trainer = _Trainer(
         model=model, args=args, data_collator=collator, train_dataset=train_enc.features,
         eval_dataset=dev_enc.features if dev_enc else None, processing_class=tokenizer,
