@@ -84,6 +84,7 @@ STAGES = {
     "vocab.trim": ("lmtailor.vocab", "TrimConfig", "run_trim"),
     "vocab.extend": ("lmtailor.vocab", "ExtendConfig", "run_extend"),
     "vocab.transfer": ("lmtailor.vocab", "TransferConfig", "run_transfer"),
+    "pretrain": ("lmtailor.train.pretrain", "PretrainConfig", "run_pretrain"),
     "finetune": ("lmtailor.train.finetune", "FinetuneConfig", "run_finetune"),
     "evaluate": ("lmtailor.tasks.evaluate", "EvaluateConfig", "run_evaluate"),
     "distill": ("lmtailor.train.distill", "DistillConfig", "run_distill"),
@@ -324,6 +325,103 @@ PrecisionOpt = Annotated[str | None, typer.Option(help="auto, fp32, bf16 or fp16
 WeightsOpt = Annotated[bool | None, typer.Option("--class-weights/--no-class-weights", help="Class-weighted loss.")]
 PatienceOpt = Annotated[int | None, typer.Option(help="Evaluations without dev improvement before stopping.")]
 ResumeOpt = Annotated[bool | None, typer.Option("--resume/--no-resume", help="Continue an interrupted run.")]
+
+
+@app.command("pretrain")
+def pretrain_cmd(
+    corpus: Annotated[list[Path] | None, typer.Argument(help="Corpus folders or raw text files/folders.")] = None,
+    out: OutOpt = None,
+    preset: Annotated[str | None, typer.Option(help="From scratch: tiny, mini, small or litebert.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Continue pretraining this model.")] = None,
+    tokenizer: Annotated[Path | None, typer.Option(help="Domain tokenizer folder (from scratch).")] = None,
+    terms: Annotated[list[Path] | None, typer.Option("--terms", help="Glossary masked whole (repeatable).")] = None,
+    masking: Annotated[str | None, typer.Option(help="whole_term or token.")] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Tokens per packed block.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimiser steps.")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop and save after this many minutes.")] = None,
+    batch_size: BatchOpt = None, grad_accum: AccumOpt = None, lr: LrOpt = None, precision: PrecisionOpt = None,
+    scheduler: Annotated[str | None, typer.Option(help="linear, cosine or constant_with_warmup.")] = None,
+    gradient_checkpointing: Annotated[bool | None, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing",
+                                                                help="Recompute activations to save memory.")] = None,
+    save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
+    profile: Annotated[int | None, typer.Option(help="Profile N steps (profile.txt).")] = None,
+    resume: ResumeOpt = None,
+    config: ConfigOpt = None, overwrite: OverwriteOpt = None, seed: SeedOpt = None, progress: ProgressOpt = True,
+) -> None:  # fmt: skip
+    """MLM pretraining with whole-term masking: an lmtailor preset from scratch, or any BERT continued."""
+    out_dir = _run(
+        "pretrain", "pretrain", config, corpus=_paths(corpus), out_dir=out, preset=preset, model=model,
+        tokenizer=tokenizer, terms=_paths(terms), masking=masking, seq_len=seq_len, steps=steps,
+        max_minutes=max_minutes, batch_size=batch_size, grad_accum=grad_accum, lr=lr, precision=precision,
+        scheduler=scheduler, gradient_checkpointing=gradient_checkpointing, save_every=save_every, profile=profile,
+        resume=resume, overwrite=overwrite, seed=seed, show_progress=progress,
+    )  # fmt: skip
+    if int(os.environ.get("RANK", "0")) == 0:
+        typer.echo((out_dir / "pretrain_report.json").read_text(encoding="utf-8"))
+
+
+@app.command("plan")
+def plan_cmd(
+    preset: Annotated[str | None, typer.Option(help="tiny, mini, small or litebert.")] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="HF model folder (its config.json).")] = None,
+    vocab: Annotated[int | None, typer.Option(help="Vocabulary size (default: the model's).")] = None,
+    hardware: Annotated[str, typer.Option(help="rtx3070, rtx3090, rtx4090, a100-40g/80g, h100-80g, cpu, custom.")] = (
+        "rtx3070"
+    ),
+    devices: Annotated[int, typer.Option(help="Number of devices (data parallel).")] = 1,
+    memory_gib: Annotated[float | None, typer.Option(help="Device memory (custom, or to override).")] = None,
+    tflops: Annotated[float | None, typer.Option(help="custom: peak dense 16-bit TFLOPS.")] = None,
+    seq_len: Annotated[int, typer.Option(help="Sequence length.")] = 128,
+    global_batch: Annotated[int, typer.Option(help="Target global batch (sequences).")] = 256,
+    precision: Annotated[str, typer.Option(help="amp or fp32.")] = "amp",
+    checkpointing: Annotated[bool, typer.Option("--checkpointing/--no-checkpointing", help="Recompute activations.")] = (
+        False
+    ),
+    corpus_tokens: Annotated[float | None, typer.Option(help="Corpus size in tokens (for the wall time).")] = None,
+    epochs: Annotated[float, typer.Option(help="Passes over the corpus.")] = 1.0,
+    utilisation: Annotated[float, typer.Option(help="Share of peak FLOPs reached (0.3-0.5 is typical).")] = 0.35,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the plan as JSON here.")] = None,
+) -> None:  # fmt: skip
+    """Parameters, FLOPs, memory per device, micro-batch, accumulation and wall time of a pretraining run."""
+    from lmtailor.models.plan import plan_for
+
+    try:
+        plan = plan_for(preset=preset, model=model, vocab=vocab, hardware_name=hardware, devices=devices,
+                        memory_gib=memory_gib, tflops=tflops, seq_len=seq_len, global_batch=global_batch,
+                        precision=precision, checkpointing=checkpointing, corpus_tokens=corpus_tokens, epochs=epochs,
+                        utilisation=utilisation)  # fmt: skip
+    except LmtailorError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    _print_plan(plan)
+    if json_out:
+        from dataclasses import asdict
+
+        from lmtailor.outputs import write_json
+
+        write_json(json_out, asdict(plan))
+
+
+def _print_plan(plan) -> None:
+    table = Table(title=f"plan: {plan.devices} × {plan.hardware['name']}, seq {plan.seq_len}, {plan.precision}"
+                        + (", gradient checkpointing" if plan.checkpointing else ""))  # fmt: skip
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    p = plan.parameters
+    for key in ("embeddings", "encoder", "mlm_head", "total"):
+        table.add_row(f"parameters: {key}", f"{p[key]:,} ({p[key] / 1e6:.1f}M)")
+    table.add_row("training FLOPs per token", f"{plan.flops_per_token['train'] / 1e6:.1f}M")
+    for key, value in plan.memory_gib_at_micro_batch.items():
+        table.add_row(f"memory per device: {key} (micro-batch {max(plan.micro_batch, 1)})", f"{value:.2f} GiB")
+    table.add_row("largest micro-batch that fits", str(plan.max_micro_batch))
+    split = f"{plan.micro_batch} × {plan.grad_accum} × {plan.devices} = {plan.effective_global_batch}"
+    table.add_row("micro-batch × accumulation × devices", split)
+    if plan.hours is not None:
+        table.add_row("optimiser steps", f"{plan.steps:,}")
+        table.add_row(f"wall time at {plan.utilisation:.0%} of peak", f"{plan.hours:.2f} h")
+    Console().print(table)
+    for note in plan.notes:
+        console.print(f"[yellow]note:[/] {note}")
 
 
 @app.command("finetune")

@@ -1,0 +1,218 @@
+"""The MLM data stream: corpus text → tokens grouped into masking units → packed blocks → dynamically masked examples.
+
+- **Units** are what whole-term masking masks together: a protected domain term (leftmost-longest, so
+  "force majeure" or 心肌梗死 is one unit), else a whole word (Latin letters/digits) or, in Chinese, a jieba word.
+  A token belongs to the unit in which its first non-space character lies.
+- **Packing**: documents are tokenised without special tokens, joined with [SEP], and cut into blocks of
+  `seq_len` ([CLS] + seq_len − 2 tokens + [SEP]): no padding, every position trains.
+- **Streaming**: texts are read lazily (`corpus.source.iter_texts`), tokenised in chunks, shuffled in a bounded
+  buffer and repeated pass after pass, so memory does not grow with the corpus.
+- **Masking** is drawn per block from a generator seeded by (seed, pass, block number), not from a global RNG. The
+  stream is therefore a pure function of its inputs: a resumed run skips to the same place and sees the same masks,
+  and one process with batch 2B sees exactly what two processes with batch B see (the tests rely on both).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from lmtailor.corpus.source import iter_texts
+from lmtailor.scripts import HAN_RE
+from lmtailor.tokenizer.protect import TermMatcher
+
+IGNORE = -100
+_WORD = re.compile(r"[^\W_]+|[^\w\s]|_", re.UNICODE)  # a run of letters/digits, or one punctuation mark
+_TOKENIZE_CHUNK = 64  # texts per fast-tokenizer call
+
+
+class UnitSplitter:
+    """Character spans of the masking units of a text (see the module docstring)."""
+
+    def __init__(self, terms: Sequence[str] = (), lowercase: bool = False, whole_words: bool = True) -> None:
+        self.matcher = TermMatcher(terms, lowercase=lowercase) if terms else None
+        self.whole_words = whole_words
+
+    def spans(self, text: str, terms: list[tuple[int, int, str]] | None = None) -> list[tuple[int, int]]:
+        units: list[tuple[int, int]] = []
+        pos = 0
+        for s, e, _ in terms or []:
+            units.extend(self._words(text, pos, s))
+            units.append((s, e))
+            pos = e
+        units.extend(self._words(text, pos, len(text)))
+        return units
+
+    def _words(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        if start >= end:
+            return []
+        piece = text[start:end]
+        out: list[tuple[int, int]] = []
+        for m in _WORD.finditer(piece):
+            if HAN_RE.search(m.group()):
+                out.extend(self._chinese(m.group(), start + m.start()))
+            else:
+                out.append((start + m.start(), start + m.end()))
+        return out
+
+    def _chinese(self, run: str, offset: int) -> list[tuple[int, int]]:
+        if not self.whole_words:
+            return [(offset + i, offset + i + 1) for i in range(len(run))]
+        import jieba
+
+        jieba.setLogLevel(60)
+        return [(offset + s, offset + e) for _, s, e in jieba.tokenize(run, HMM=False)]
+
+    def batch(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        found = self.matcher.find(texts) if self.matcher else [None] * len(texts)
+        return [self.spans(t, occ) for t, occ in zip(texts, found, strict=True)]
+
+
+def token_units(offsets: Sequence[tuple[int, int]], text: str, units: list[tuple[int, int]]) -> list[int]:
+    """For each token (char offsets), the index of the unit holding its first non-space character; -1 for none."""
+    starts = np.array([s for s, _ in units], dtype=np.int64)
+    ends = np.array([e for _, e in units], dtype=np.int64)
+    out = []
+    for s, e in offsets:
+        while s < e and text[s].isspace():
+            s += 1
+        i = int(np.searchsorted(starts, s, side="right")) - 1
+        out.append(i if i >= 0 and s < ends[i] else -1)
+    return out
+
+
+@dataclass(frozen=True)
+class MaskingSpec:
+    """How tokens are chosen and replaced: BERT's 15% with 80% [MASK] / 10% random / 10% unchanged."""
+
+    mlm_probability: float = 0.15
+    whole_units: bool = True
+    mask_token_id: int = 0
+    vocab_size: int = 0
+    special_ids: tuple[int, ...] = ()
+
+
+def mask_block(ids: np.ndarray, units: np.ndarray, spec: MaskingSpec, rng: np.random.Generator) -> dict:
+    """One masked example from a block: input_ids with masks applied, labels (-100 where not predicted)."""
+    n = len(ids)
+    candidates = units >= 0  # special tokens and unit-less tokens are never masked
+    budget = max(1, round(spec.mlm_probability * int(candidates.sum())))
+    chosen = np.zeros(n, dtype=bool)
+    if spec.whole_units:
+        # Block-local unit ids: a unit cut by a block edge is masked only on this side.
+        keys = np.where(candidates, units, -1)
+        uniq, sizes = np.unique(keys[keys >= 0], return_counts=True)
+        selected, picked = [], 0
+        for i in rng.permutation(len(uniq)):
+            if picked + sizes[i] > budget and picked > 0:
+                continue  # a unit that would overshoot is skipped; a smaller one may still fit
+            selected.append(uniq[i])
+            picked += int(sizes[i])
+            if picked >= budget:
+                break
+        chosen = np.isin(keys, selected) & candidates
+    else:
+        idx = np.flatnonzero(candidates)
+        chosen[rng.choice(idx, size=min(budget, len(idx)), replace=False)] = True
+    labels = np.where(chosen, ids, IGNORE)
+    inputs = ids.copy()
+    roll = rng.random(n)
+    inputs[chosen & (roll < 0.8)] = spec.mask_token_id
+    random_pos = chosen & (roll >= 0.8) & (roll < 0.9)
+    if random_pos.any():
+        inputs[random_pos] = _random_tokens(rng, int(random_pos.sum()), spec)
+    return {"input_ids": inputs, "labels": labels}
+
+
+def _random_tokens(rng: np.random.Generator, k: int, spec: MaskingSpec) -> np.ndarray:
+    out = rng.integers(0, spec.vocab_size, size=k)
+    special = np.isin(out, spec.special_ids)
+    while special.any():  # redraw the few that hit [CLS]/[PAD]/...
+        out[special] = rng.integers(0, spec.vocab_size, size=int(special.sum()))
+        special = np.isin(out, spec.special_ids)
+    return out
+
+
+class PackedMLMStream(IterableDataset):
+    """An endless, deterministic stream of masked, packed blocks over a corpus (see the module docstring)."""
+
+    def __init__(
+        self, paths: Sequence[Path], tokenizer, seq_len: int, splitter: UnitSplitter, spec: MaskingSpec,
+        split: str = "train", seed: int = 0, shuffle_buffer: int = 1000, passes: int | None = None,
+    ) -> None:  # fmt: skip
+        self.paths = list(paths)
+        self.tokenizer = tokenizer
+        self.seq_len = seq_len
+        self.splitter = splitter
+        self.spec = spec
+        self.split = split
+        self.seed = seed
+        self.shuffle_buffer = shuffle_buffer
+        self.passes = passes  # None: repeat forever (training); 1: one pass (evaluation)
+
+    def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(token ids, unit ids) of every packed block of one pass, in corpus order."""
+        tok, body = self.tokenizer, self.seq_len - 2
+        ids_buf: list[int] = []
+        unit_buf: list[int] = []
+        unit_base = 0  # unit ids stay unique across documents within a block
+        for chunk in _chunks(iter_texts(self.paths, self.split), _TOKENIZE_CHUNK):
+            enc = tok(chunk, add_special_tokens=False, return_offsets_mapping=True)
+            for text, ids, offsets, units in zip(chunk, enc["input_ids"], enc["offset_mapping"],
+                                                 self.splitter.batch(chunk), strict=True):  # fmt: skip
+                if not ids:
+                    continue
+                tu = token_units(offsets, text, units)
+                ids_buf.extend([*ids, tok.sep_token_id])
+                unit_buf.extend([u + unit_base if u >= 0 else -1 for u in tu] + [-1])
+                unit_base += len(units) + 1
+                while len(ids_buf) >= body:
+                    block = [tok.cls_token_id, *ids_buf[:body], tok.sep_token_id]
+                    ublock = [-1, *unit_buf[:body], -1]
+                    del ids_buf[:body], unit_buf[:body]
+                    yield np.array(block, dtype=np.int64), np.array(ublock, dtype=np.int64)
+
+    def __iter__(self) -> Iterator[dict]:
+        n_pass = 0
+        while self.passes is None or n_pass < self.passes:
+            rng = np.random.default_rng([self.seed, n_pass])
+            buffer: list[tuple[np.ndarray, np.ndarray]] = []
+            count = 0
+            for block in self.blocks():
+                buffer.append(block)
+                if len(buffer) >= self.shuffle_buffer:
+                    yield self._example(buffer.pop(int(rng.integers(len(buffer)))), n_pass, count)
+                    count += 1
+            rng.shuffle(buffer)
+            for block in buffer:
+                yield self._example(block, n_pass, count)
+                count += 1
+            if count == 0:
+                return  # not one full block: the caller reports the corpus as too small
+            n_pass += 1
+
+    def _example(self, block: tuple[np.ndarray, np.ndarray], n_pass: int, index: int) -> dict:
+        ids, units = block
+        masked = mask_block(ids, units, self.spec, np.random.default_rng([self.seed, n_pass, index, 7]))
+        return {
+            "input_ids": torch.from_numpy(masked["input_ids"]),
+            "attention_mask": torch.ones(len(ids), dtype=torch.int64),
+            "labels": torch.from_numpy(masked["labels"]),
+        }
+
+
+def _chunks(items, size: int) -> Iterator[list]:
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
