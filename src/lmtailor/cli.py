@@ -374,9 +374,7 @@ def plan_cmd(
     seq_len: Annotated[int, typer.Option(help="Sequence length.")] = 128,
     global_batch: Annotated[int, typer.Option(help="Target global batch (sequences).")] = 256,
     precision: Annotated[str, typer.Option(help="amp or fp32.")] = "amp",
-    checkpointing: Annotated[bool, typer.Option("--checkpointing/--no-checkpointing", help="Recompute activations.")] = (
-        False
-    ),
+    checkpointing: Annotated[bool, typer.Option("--checkpointing/--no-checkpointing", help="Recompute.")] = False,
     corpus_tokens: Annotated[float | None, typer.Option(help="Corpus size in tokens (for the wall time).")] = None,
     epochs: Annotated[float, typer.Option(help="Passes over the corpus.")] = 1.0,
     utilisation: Annotated[float, typer.Option(help="Share of peak FLOPs reached (0.3-0.5 is typical).")] = 0.35,
