@@ -4,7 +4,8 @@ lmtailor stages, then one `lmtailor bench` run of every step side by side and th
     .venv/bin/python bench/compress_bench.py --task cuad --teacher /tmp/finetune-bench/cuad
     .venv/bin/python bench/compress_bench.py --task ncbi --teacher /tmp/finetune-bench/ncbi
 
-Steps: vocab trim (domain text) → prune (keep 3 of 6 layers, FFN 1536 → 768, Taylor importance on the train split)
+Steps: vocab trim (domain text) → prune (CUAD: keep 4 of 6 layers, FFN 1536 → 384, the student of record; NCBI: 3
+layers, FFN 768 as measured; Taylor importance on the train split; `--set layers=3 --set ffn=768` for the first one)
 → distill (teacher logits cached) → export (ONNX, parity-checked) → int8 (embeddings too) and int4 variants; the
 teacher is also exported and quantised so the student is compared with the teacher's own fastest runtime.
 Writes bench/results/compress_<task>.json (settings, per-step metrics, seconds, the bench table); the work folders
@@ -37,7 +38,7 @@ CUAD, NCBI = DATA / "en-legal/cuad", DATA / "en-bio/ncbi-disease"
 TASKS = {
     "cuad": dict(task="cls", domain=CUAD / "contracts/train", train=CUAD / "clauses/train.jsonl",
                  dev=CUAD / "clauses/dev.jsonl", test=CUAD / "clauses/test.jsonl", metric="accuracy",
-                 trim_size=10435, layers=3, ffn=768,
+                 trim_size=10435, layers=4, ffn=384,
                  distill=dict(epochs=6, lr=2e-4, batch_size=16, max_length=256, alpha=0.3, temperature=2.0)),
     "ncbi": dict(task="ner", domain=DATA / "en-bio/pubmed-corpus", train=NCBI / "train.tsv", dev=NCBI / "devel.tsv",
                  test=NCBI / "test.tsv", metric="f1", trim_size=10435, layers=3, ffn=768,
