@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -59,41 +60,16 @@ def main(
 
 def _run(stage: str, section: str, config_path: Path | None, **overrides: Any) -> Path:
     """Build the stage config, run it, and turn user errors into a message and exit status 2."""
-    from importlib import import_module
+    from lmtailor.build.registry import stage_class, stage_runner
 
-    module_name, cls_name, fn_name = STAGES[stage]
-    module = import_module(module_name)
     try:
-        config = load_config(
-            getattr(module, cls_name), config_path, section=section if config_path else None, **overrides
-        )
-        out = getattr(module, fn_name)(config)
+        config = load_config(stage_class(stage), config_path, section=section if config_path else None, **overrides)
+        out = stage_runner(stage)(config)
     except LmtailorError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
     console.print(f"[green]wrote[/] {out}")
     return out
-
-
-STAGES = {
-    "corpus": ("lmtailor.corpus", "CorpusConfig", "run"),
-    "terms.mine": ("lmtailor.terms", "MineConfig", "run_mine"),
-    "terms.merge": ("lmtailor.terms", "MergeConfig", "run_merge"),
-    "tokenizer.train": ("lmtailor.tokenizer", "TokenizerTrainConfig", "run_train"),
-    "tokenizer.eval": ("lmtailor.tokenizer", "TokenizerEvalConfig", "run_eval"),
-    "vocab.trim": ("lmtailor.vocab", "TrimConfig", "run_trim"),
-    "vocab.extend": ("lmtailor.vocab", "ExtendConfig", "run_extend"),
-    "vocab.transfer": ("lmtailor.vocab", "TransferConfig", "run_transfer"),
-    "pretrain": ("lmtailor.train.pretrain", "PretrainConfig", "run_pretrain"),
-    "finetune": ("lmtailor.train.finetune", "FinetuneConfig", "run_finetune"),
-    "evaluate": ("lmtailor.tasks.evaluate", "EvaluateConfig", "run_evaluate"),
-    "distill": ("lmtailor.train.distill", "DistillConfig", "run_distill"),
-    "prune": ("lmtailor.compress.prune", "PruneConfig", "run_prune"),
-    "sparsify": ("lmtailor.compress.unstructured", "SparsifyConfig", "run_sparsify"),
-    "quantize": ("lmtailor.compress.quantize", "QuantizeConfig", "run_quantize"),
-    "export": ("lmtailor.export.onnx", "ExportConfig", "run_export"),
-    "bench": ("lmtailor.export.bench", "BenchConfig", "run_bench"),
-}
 
 
 def _paths(values: list[Path] | None) -> list[Path] | None:
@@ -325,6 +301,45 @@ PrecisionOpt = Annotated[str | None, typer.Option(help="auto, fp32, bf16 or fp16
 WeightsOpt = Annotated[bool | None, typer.Option("--class-weights/--no-class-weights", help="Class-weighted loss.")]
 PatienceOpt = Annotated[int | None, typer.Option(help="Evaluations without dev improvement before stopping.")]
 ResumeOpt = Annotated[bool | None, typer.Option("--resume/--no-resume", help="Continue an interrupted run.")]
+
+
+@app.command("build")
+def build_cmd(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML (see recipes/).")],
+    set_vars: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe variable: name=value.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Start at this stage (reuse earlier outputs).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Stop after this stage.")] = None,
+    force: Annotated[list[str] | None, typer.Option("--force", help="Rerun this stage even if up to date.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and list the stages; run nothing.")] = False,
+    progress: ProgressOpt = True,
+) -> None:
+    """Run a recipe: every stage in order, skipping those whose config and inputs have not changed."""
+    from lmtailor.build import load_recipe, run_build
+
+    overrides = {}
+    for item in set_vars or []:
+        if "=" not in item:
+            console.print(f"[bold red]error:[/] --set {item}: expected name=value.")
+            raise typer.Exit(2)
+        k, v = item.split("=", 1)
+        overrides[k] = v
+    try:
+        plan = load_recipe(recipe, overrides)
+        if dry_run:
+            for i, stage in enumerate(plan.stages, 1):
+                reads = f" (reads {', '.join(stage.deps)})" if stage.deps else ""
+                typer.echo(f"{i}. {stage.name}: {stage.kind} → {stage.config.out_dir}{reads}")
+            return
+        t0 = time.perf_counter()
+        results = run_build(plan, start=start, until=until, force=force or [], show_progress=progress,
+                            echo=lambda m: console.print(f"[bold cyan]{m}[/]"))  # fmt: skip
+    except LmtailorError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    ran = [r.name for r in results if r.status == "ran"]
+    cached = [r.name for r in results if r.status == "cached"]
+    took = time.perf_counter() - t0
+    typer.echo(f"build {plan.name}: {len(ran)} stage(s) ran, {len(cached)} up to date, in {took:.1f}s; {plan.work}")
 
 
 @app.command("pretrain")

@@ -1,0 +1,250 @@
+"""Benchmarks of `lmtailor pretrain` (issue 6). Results go to bench/results/pretrain_*.json; docs/benchmarks.md cites them.
+
+    .venv/bin/python bench/pretrain_bench.py --task legal-en --teacher /tmp/finetune-ls/cuad [--minutes 45]
+        corpus (CUAD contracts) → mined terms → 8k WordPiece domain tokenizer → `mini` pretrained for --minutes
+        → distilled from the fine-tuned MiniLM teacher on the CUAD clauses → test accuracy, parameters of both.
+    .venv/bin/python bench/pretrain_bench.py --task speed
+        tokens/s of `lmtailor pretrain` against a minimal hand-written PyTorch MLM loop (same model, batch, sequence
+        length, masking rate), each in its own process, alternated, in one run.
+    .venv/bin/python bench/pretrain_bench.py --task memory
+        peak RSS of `lmtailor pretrain` (fixed steps) on a corpus and on the same corpus grown 10×.
+
+Work folders live under --work (default /tmp/pretrain-bench); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "bench" / "results"
+
+
+def _machine() -> dict:
+    import os
+
+    import torch
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "load_average": os.getloadavg()}  # fmt: skip
+
+
+def _save(name: str, result: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / name).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+# --- English legal: domain tokenizer + mini pretraining + distillation ------------------------------------------
+
+
+def _domain_tokenizer(work: Path, vocab: int) -> tuple[Path, Path, Path]:
+    from lmtailor.corpus import CorpusConfig
+    from lmtailor.corpus import run as run_corpus
+    from lmtailor.terms import MergeConfig, MineConfig, run_merge, run_mine
+    from lmtailor.tokenizer import TokenizerTrainConfig, run_train
+
+    cuad = DATA / "en-legal" / "cuad" / "contracts"
+    corpus = work / "corpus"
+    if not corpus.exists():  # train → train; dev → dev (the held-out MLM loss)
+        run_corpus(CorpusConfig.build(inputs=[cuad / "train"], out_dir=corpus, split_ratios=[1.0, 0.0, 0.0],
+                                      show_progress=False))  # fmt: skip
+    dev = work / "corpus-dev"
+    if not dev.exists():
+        run_corpus(CorpusConfig.build(inputs=[cuad / "dev"], out_dir=dev, split_ratios=[1.0, 0.0, 0.0],
+                                      show_progress=False))  # fmt: skip
+    terms = work / "terms"
+    if not terms.exists():
+        mined = run_mine(MineConfig.build(inputs=[corpus], out_dir=work / "mined", show_progress=False))
+        run_merge(MergeConfig.build(inputs=[mined / "terms.tsv"], out_dir=terms, max_terms=300, show_progress=False))
+    tok = work / f"tok{vocab}"
+    if not tok.exists():
+        run_train(TokenizerTrainConfig.build(inputs=[corpus], out_dir=tok, vocab_size=vocab, algorithm="wordpiece",
+                                             terms=[terms / "terms.tsv"], show_progress=False))  # fmt: skip
+    return corpus, dev, tok
+
+
+def bench_legal_en(work: Path, teacher: Path, minutes: float, vocab: int) -> dict:
+    from lmtailor.train.distill import DistillConfig, run_distill
+    from lmtailor.train.pretrain import PretrainConfig, run_pretrain
+
+    corpus, dev, tok = _domain_tokenizer(work, vocab)
+    # Speed probe: 30 steps, so that the schedule's `steps` end at the time budget (linear decay reaches 0 there).
+    probe = run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", tokenizer=tok, out_dir=work / "probe",
+                                              steps=30, batch_size=32, seq_len=128, eval_split=None, overwrite=True,
+                                              show_progress=False, logging_steps=10))  # fmt: skip
+    rate = json.loads((probe / "pretrain_report.json").read_text())["tokens_per_second"]
+    steps = int(minutes * 60 * rate / (32 * 128) * 0.97)
+    mlm = work / "mini-mlm"
+    run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", tokenizer=tok, out_dir=mlm, steps=steps,
+                                      batch_size=32, seq_len=128, lr=1e-3, warmup=0.05, max_minutes=minutes,
+                                      eval_split=None, overwrite=True, show_progress=False,
+                                      logging_steps=50, save_every=1000))  # fmt: skip
+    mlm_report = json.loads((mlm / "pretrain_report.json").read_text())
+    held_out = _held_out(mlm, dev)
+    clauses = DATA / "en-legal" / "cuad" / "clauses"
+    student = work / "mini-distilled"
+    run_distill(DistillConfig.build(task="cls", train=clauses / "train.jsonl", dev=clauses / "dev.jsonl",
+                                    test=clauses / "test.jsonl", teacher=str(teacher), model=str(mlm), out_dir=student,
+                                    epochs=6, lr=3e-4, batch_size=16, max_length=256, alpha=0.3, temperature=2.0,
+                                    overwrite=True, show_progress=False))  # fmt: skip
+    report = json.loads((student / "finetune_report.json").read_text())
+    teacher_report = json.loads((teacher / "finetune_report.json").read_text())
+    return {
+        "machine": _machine(), "minutes": minutes, "vocab": vocab, "probe_tokens_per_second": rate,
+        "pretrain": mlm_report, "held_out_dev_mlm": held_out,
+        "student": {"dev": report.get("dev"), "test": report.get("test"), "train_seconds": report["train_seconds"],
+                    "parameters": _params(student)},
+        "teacher": {"test": teacher_report.get("test"), "parameters": _params(teacher)},
+    }  # fmt: skip
+
+
+def _held_out(model: Path, dev_corpus: Path) -> dict | None:
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    from lmtailor.train.pretrain import PretrainConfig, make_stream, mlm_eval_loss
+
+    cfg = PretrainConfig.build(corpus=[dev_corpus], model=str(model), out_dir=model.parent / "unused")
+    tok = AutoTokenizer.from_pretrained(model)
+    stream = make_stream(cfg, tok, "train", 1, model)
+    stream.shuffle_buffer = 1
+    return mlm_eval_loss(AutoModelForMaskedLM.from_pretrained(model), stream, 300)
+
+
+def _params(folder: Path) -> int:
+    from safetensors.torch import load_file
+
+    return sum(t.numel() for t in load_file(str(folder / "model.safetensors")).values())
+
+
+# --- speed: lmtailor pretrain vs a minimal hand-written loop -------------------------------------------------------
+
+HAND_LOOP = r"""
+import json, sys, time, torch
+from transformers import AutoTokenizer, BertForMaskedLM
+from lmtailor.models.presets import PRESETS, bert_config
+tok_dir, steps, batch, seq = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+tok = AutoTokenizer.from_pretrained(tok_dir)
+torch.manual_seed(0)
+model = BertForMaskedLM(bert_config(PRESETS["mini"], len(tok), tok.pad_token_id)).train()
+opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01)
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+ids = torch.randint(5, len(tok), (batch, seq))
+def step():
+    x = ids.clone()
+    labels = torch.full_like(x, -100)
+    m = torch.rand(x.shape) < 0.15
+    labels[m] = x[m]
+    x[m] = tok.mask_token_id
+    loss = model(input_ids=x, attention_mask=torch.ones_like(x), labels=labels).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
+for _ in range(3): step()
+t0 = time.perf_counter()
+for _ in range(steps): step()
+print(json.dumps({"tokens_per_second": steps * batch * seq / (time.perf_counter() - t0)}))
+"""
+
+
+def _lmtailor_rate(corpus: Path, tok: Path, work: Path, steps: int, batch: int) -> float:
+    from lmtailor.train.pretrain import PretrainConfig, run_pretrain
+
+    out = run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", tokenizer=tok, out_dir=work / "speed",
+                                            steps=steps + 3, batch_size=batch, seq_len=128, eval_split=None,
+                                            overwrite=True, show_progress=False, logging_steps=steps + 3,
+                                            save_every=10_000))  # fmt: skip
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    runtime = next(r["train_runtime"] for r in history if "train_runtime" in r)
+    # train_runtime covers every step (the stream, masking and the Trainer's bookkeeping included).
+    return (steps + 3) * batch * 128 / runtime
+
+
+def bench_speed(work: Path, rounds: int = 3, steps: int = 40, batch: int = 32) -> dict:
+    corpus, _, tok = _domain_tokenizer(work, 8000)
+    script = work / "hand_loop.py"
+    script.write_text(HAND_LOOP, encoding="utf-8")
+    rows = []
+    for _ in range(rounds):
+        hand = subprocess.run([sys.executable, str(script), str(tok), str(steps), str(batch), "128"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        hand_rate = json.loads(hand.stdout.strip().splitlines()[-1])["tokens_per_second"]
+        ours = subprocess.run([sys.executable, __file__, "--task", "speed-one", "--work", str(work),
+                               "--steps", str(steps), "--batch", str(batch)], capture_output=True, text=True,
+                              check=True)  # fmt: skip
+        our_rate = json.loads(ours.stdout.strip().splitlines()[-1])["tokens_per_second"]
+        rows.append({"hand_loop": round(hand_rate, 1), "lmtailor": round(our_rate, 1),
+                     "ratio": round(our_rate / hand_rate, 3)})  # fmt: skip
+    return {"machine": _machine(), "steps": steps, "batch": batch, "seq_len": 128, "rounds": rows,
+            "median_ratio": sorted(r["ratio"] for r in rows)[len(rows) // 2]}  # fmt: skip
+
+
+# --- memory: peak RSS against corpus size ------------------------------------------------------------------------
+
+MEM_ONE = r"""
+import json, sys
+from lmtailor.train.pretrain import PretrainConfig, run_pretrain
+run_pretrain(PretrainConfig.build(corpus=[sys.argv[1]], preset="mini", tokenizer=sys.argv[2], out_dir=sys.argv[3],
+             steps=60, batch_size=32, seq_len=128, eval_split=None, overwrite=True, show_progress=False,
+             shuffle_buffer=1000, save_every=10_000))
+for line in open("/proc/self/status"):
+    if line.startswith("VmHWM"):
+        print(json.dumps({"peak_rss_mb": int(line.split()[1]) / 1024}))
+"""
+
+
+def bench_memory(work: Path) -> dict:
+    cuad = DATA / "en-legal" / "cuad" / "contracts" / "train"
+    _, _, tok = _domain_tokenizer(work, 8000)
+    small, big = work / "mem-1x", work / "mem-10x"
+    for folder, copies in ((small, 1), (big, 10)):
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            for c in range(copies):
+                for f in sorted(cuad.glob("*.txt")):
+                    shutil.copy(f, folder / f"{c:02d}-{f.name}")
+    script = work / "mem_one.py"
+    script.write_text(MEM_ONE, encoding="utf-8")
+    rows = {}
+    for name, folder in (("1x", small), ("10x", big)):
+        size = sum(f.stat().st_size for f in folder.iterdir())
+        proc = subprocess.run([sys.executable, str(script), str(folder), str(tok), str(work / f"mem-out-{name}")],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        rows[name] = {"corpus_mb": round(size / 2**20, 1), **json.loads(proc.stdout.strip().splitlines()[-1])}
+    rows["ratio"] = round(rows["10x"]["peak_rss_mb"] / rows["1x"]["peak_rss_mb"], 3)
+    return {"machine": _machine(), "steps": 60, "batch": 32, "seq_len": 128, **rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--task", required=True, choices=["legal-en", "speed", "speed-one", "memory"])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/pretrain-bench"))
+    ap.add_argument("--teacher", type=Path, default=Path("/tmp/finetune-ls/cuad"))
+    ap.add_argument("--minutes", type=float, default=45.0)
+    ap.add_argument("--vocab", type=int, default=8000)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--batch", type=int, default=32)
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.task == "legal-en":
+        _save("pretrain_legal_en.json", bench_legal_en(args.work, args.teacher, args.minutes, args.vocab))
+    elif args.task == "speed":
+        _save("pretrain_speed.json", bench_speed(args.work, steps=args.steps, batch=args.batch))
+    elif args.task == "speed-one":
+        _, _, tok = _domain_tokenizer(args.work, 8000)
+        rate = _lmtailor_rate(args.work / "corpus", tok, args.work, args.steps, args.batch)
+        print(json.dumps({"tokens_per_second": rate}))
+    else:
+        _save("pretrain_memory.json", bench_memory(args.work))
+
+
+if __name__ == "__main__":
+    main()
