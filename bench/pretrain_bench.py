@@ -1,4 +1,4 @@
-"""Benchmarks of `lmtailor pretrain` (issue 6). Results go to bench/results/pretrain_*.json; docs/benchmarks.md cites them.
+"""Benchmarks of `lmtailor pretrain` (issue 6); results in bench/results/pretrain_*.json, cited by docs/benchmarks.md.
 
     .venv/bin/python bench/pretrain_bench.py --task legal-en --teacher /tmp/finetune-ls/cuad [--minutes 45]
         corpus (CUAD contracts) → mined terms → 8k WordPiece domain tokenizer → `mini` pretrained for --minutes
@@ -169,7 +169,7 @@ def _lmtailor_rate(corpus: Path, tok: Path, work: Path, steps: int, batch: int) 
 
 
 def bench_speed(work: Path, rounds: int = 3, steps: int = 40, batch: int = 32) -> dict:
-    corpus, _, tok = _domain_tokenizer(work, 8000)
+    _, _, tok = _domain_tokenizer(work, 8000)
     script = work / "hand_loop.py"
     script.write_text(HAND_LOOP, encoding="utf-8")
     rows = []

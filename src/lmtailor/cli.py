@@ -303,6 +303,21 @@ PatienceOpt = Annotated[int | None, typer.Option(help="Evaluations without dev i
 ResumeOpt = Annotated[bool | None, typer.Option("--resume/--no-resume", help="Continue an interrupted run.")]
 
 
+@app.command("report")
+def report_cmd(
+    inputs: Annotated[list[Path] | None, typer.Argument(help="A build's work folder, or output folders.")] = None,
+    out: OutOpt = None,
+    teacher: Annotated[Path | None, typer.Option(help="Reference model folder.")] = None,
+    student: Annotated[Path | None, typer.Option(help="Final model folder.")] = None,
+    title: Annotated[str | None, typer.Option(help="Page title.")] = None,
+    config: ConfigOpt = None, overwrite: OverwriteOpt = None, progress: ProgressOpt = True,
+) -> None:  # fmt: skip
+    """A self-contained HTML report (plus Markdown and JSON): key metrics, ledger, plots, tokenisation examples."""
+    out_dir = _run("report", "report", config, inputs=_paths(inputs), out_dir=out, teacher=teacher, student=student,
+                   title=title, overwrite=overwrite, show_progress=progress)  # fmt: skip
+    typer.echo(f"open {out_dir / 'report.html'}")
+
+
 @app.command("build")
 def build_cmd(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML (see recipes/).")],

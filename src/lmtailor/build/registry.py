@@ -24,6 +24,7 @@ STAGES: dict[str, tuple[str, str, str]] = {
     "quantize": ("lmtailor.compress.quantize", "QuantizeConfig", "run_quantize"),
     "export": ("lmtailor.export.onnx", "ExportConfig", "run_export"),
     "bench": ("lmtailor.export.bench", "BenchConfig", "run_bench"),
+    "report": ("lmtailor.report", "ReportConfig", "run_report"),
 }
 
 

@@ -1,0 +1,251 @@
+"""The report stage: collect (`collect`), plot (`plots`), check the key metrics, write HTML + Markdown + JSON."""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+from pathlib import Path
+
+from pydantic import Field
+
+from lmtailor.config import StageConfig
+from lmtailor.outputs import stage_output, write_json
+from lmtailor.report import collect, plots
+
+log = logging.getLogger(__name__)
+
+
+class ReportConfig(StageConfig):
+    """Build a readable report from a build's work folder or from lmtailor output folders."""
+
+    inputs: list[Path] = Field(description="A build's work folder (with build.json), or output folders.")
+    teacher: Path | None = Field(None, description="Reference model (default: the first fine-tuned model).")
+    student: Path | None = Field(None, description="Final model (default: the last model with a test metric).")
+    title: str = Field("lmtailor report", description="Title of the page.")
+    min_coverage: float = Field(0.95, gt=0, le=1, description="Key metric: whole-word vocabulary coverage.")
+    max_size_ratio: float = Field(0.2, gt=0, le=1, description="Key metric: student size / teacher size (1/5).")
+    max_relative_drop: float = Field(0.05, ge=0, lt=1, description="Key metric: relative task metric drop.")
+    strict_drop_points: float = Field(1.0, ge=0, description="Stricter goal: drop in points (issue 5).")
+    strict_speedup: float = Field(4.0, gt=0, description="Stricter goal: throughput at batch 32 vs the teacher.")
+
+
+def _pick_student(rows: list[collect.ModelRow], teacher, path: Path | None):
+    if path is not None:
+        match = [r for r in rows if r.path.resolve() == Path(path).resolve()]
+        return match[0] if match else None
+    scored = [r for r in rows if r.metric is not None and (teacher is None or r.path != teacher.path)]
+    return scored[-1] if scored else None
+
+
+def key_metrics(config: ReportConfig, evals, teacher, student) -> list[dict]:
+    """The product plan's bar and the stricter goals, each with the value, the threshold and pass/fail/n.a."""
+    out = []
+
+    def add(name: str, value, threshold: str, ok: bool | None, detail: str = "") -> None:
+        out.append({"metric": name, "value": value, "threshold": threshold,
+                    "status": "n/a" if ok is None else ("pass" if ok else "fail"), "detail": detail})  # fmt: skip
+
+    cov = evals[0]["results"]["tokenizer"].get("whole_word_coverage") if evals else None
+    add("vocabulary coverage (whole words that are one token)", cov, f"≥ {config.min_coverage:.0%}",
+        None if cov is None else cov >= config.min_coverage)  # fmt: skip
+    ratio = student.size_mb / teacher.size_mb if teacher and student and teacher.size_mb and student.size_mb else None
+    add("compression (student size / teacher size)", None if ratio is None else round(ratio, 4),
+        f"≤ 1/{1 / config.max_size_ratio:.0f}", None if ratio is None else ratio <= config.max_size_ratio,
+        "" if ratio is None else f"{student.size_mb:.1f} vs {teacher.size_mb:.1f} MB (1/{1 / ratio:.1f})")  # fmt: skip
+    drop = rel = None
+    if teacher and student and teacher.metric is not None and student.metric is not None:
+        drop = round((teacher.metric - student.metric) * 100, 2)
+        rel = (teacher.metric - student.metric) / teacher.metric if teacher.metric else None
+    add(f"task {teacher.metric_name if teacher else 'metric'} drop (relative)",
+        None if rel is None else round(rel, 4), f"≤ {config.max_relative_drop:.0%}",
+        None if rel is None else rel <= config.max_relative_drop,
+        "" if drop is None else f"{teacher.metric:.4f} → {student.metric:.4f} ({-drop:+.2f} points)")  # fmt: skip
+    add("stricter: drop in points", drop, f"≤ {config.strict_drop_points}",
+        None if drop is None else drop <= config.strict_drop_points)  # fmt: skip
+    speed = (student.throughput / teacher.throughput if teacher and student and teacher.throughput
+             and student.throughput else None)  # fmt: skip
+    add("stricter: throughput at batch 32 vs teacher", None if speed is None else round(speed, 2),
+        f"≥ {config.strict_speedup}×", None if speed is None else speed >= config.strict_speedup)  # fmt: skip
+    return out
+
+
+def _term_table(evals: list[dict], limit: int = 12) -> list[dict]:
+    """Terms the general tokenizer breaks most often, tokenised by both tokenizers."""
+    if not evals:
+        return []
+    ev = evals[0]
+    broken = ev["results"].get("reference", {}).get("most_broken_terms") or {}
+    try:
+        from transformers import AutoTokenizer
+
+        domain = AutoTokenizer.from_pretrained(ev["tokenizer_path"])
+        general = AutoTokenizer.from_pretrained(ev["reference_path"])
+    except (OSError, ValueError, KeyError) as exc:
+        log.info("no term table: %s", exc)
+        return []
+    rows = []
+    for term in list(broken)[:limit]:
+        rows.append({"term": term, "domain": domain.tokenize(term), "general": general.tokenize(term),
+                     "broken_occurrences": broken[term]})  # fmt: skip
+    return rows
+
+
+def _img(path: Path | None, alt: str) -> str:
+    if path is None:
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    text = html.escape(alt)
+    return f'<figure><img alt="{text}" src="data:image/png;base64,{data}"><figcaption>{text}</figcaption></figure>'
+
+
+def _fmt(v, digits: int = 4) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _ledger(rows, teacher) -> list[dict]:
+    out = []
+    for r in rows:
+        drop = None
+        if teacher and teacher.metric is not None and r.metric is not None:
+            drop = round((teacher.metric - r.metric) * 100, 2)
+        out.append({"model": r.name, "stage": r.stage, "params": r.params, "size_mb": r.size_mb, "p50_ms": r.p50_ms,
+                    "throughput": r.throughput, "runtime": r.runtime, "metric": r.metric_name,
+                    "test": r.metric, "drop_points": drop})  # fmt: skip
+    return out
+
+
+LEDGER_COLUMNS = [("model", "model"), ("stage", "stage"), ("params", "parameters"), ("size_mb", "MB on disk"),
+                  ("p50_ms", "p50 ms (b1)"), ("throughput", "seq/s (b32)"), ("test", "test metric"),
+                  ("drop_points", "drop vs teacher (points)")]  # fmt: skip
+
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222}h1{margin-bottom:.2em}table{border-collapse:collapse;margin:1em 0;font-size:14px}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}td.num{text-align:right}
+.pass{background:#d9f2d9}.fail{background:#f8d7d7}.na{color:#888}figure{margin:1em 0}img{max-width:100%}
+figcaption{font-size:12px;color:#666}.tok{display:inline-block;border:1px solid #99b;border-radius:3px;
+margin:1px;padding:0 3px;font-family:monospace;font-size:13px;background:#f4f6ff}.whole{background:#dff3df;
+border-color:#7a7}.ex{margin:.6em 0}.muted{color:#666;font-size:13px}"""
+
+
+def _tokens_html(tokens: list[str]) -> str:
+    return "".join(f'<span class="tok">{html.escape(t)}</span>' for t in tokens)
+
+
+def render_html(config: ReportConfig, data: dict, figures: dict[str, Path | None]) -> str:
+    km = "".join(
+        f'<tr class="{m["status"].replace("/", "")}"><td>{html.escape(m["metric"])}</td><td class="num">'
+        f"{_fmt(m['value'])}</td><td>{html.escape(m['threshold'])}</td><td>{m['status']}</td>"
+        f"<td>{html.escape(m['detail'])}</td></tr>"
+        for m in data["key_metrics"]
+    )
+    head = "".join(f"<th>{label}</th>" for _, label in LEDGER_COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"num" if k not in ("model", "stage") else ""}">{html.escape(_fmt(r[k]))}</td>'
+                         for k, _ in LEDGER_COLUMNS) + "</tr>"
+        for r in data["ledger"]
+    )  # fmt: skip
+    terms = "".join(
+        f"<tr><td>{html.escape(t['term'])}</td><td>{_tokens_html(t['domain'])}</td><td>{_tokens_html(t['general'])}"
+        f'</td><td class="num">{t["broken_occurrences"]}</td></tr>'
+        for t in data["terms"]
+    )
+    examples = "".join(
+        f'<div class="ex"><div class="muted">{html.escape(e["text"][:300])}</div><div>domain: '
+        f"{_tokens_html(e['tokenizer'][:60])}</div><div>general: {_tokens_html(e['reference'][:60])}</div></div>"
+        for e in data["examples"][:3]
+    )
+    sections = [
+        f"<h1>{html.escape(config.title)}</h1>",
+        f'<p class="muted">teacher: {html.escape(data["teacher"] or "–")}; final model: '
+        f"{html.escape(data['student'] or '–')}; from {len(data['folders'])} output folders.</p>",
+        "<h2>Key metrics</h2><table><tr><th>metric</th><th>value</th><th>threshold</th><th>status</th><th>detail</th>"
+        f"</tr>{km}</table>",
+        f"<h2>Ledger: every model built</h2><table><tr>{head}</tr>{body}</table>",
+        _img(figures.get("size_vs_metric"), "size against test metric"),
+        _img(figures.get("latency"), "latency and throughput (lmtailor bench)"),
+        "<h2>Training</h2>",
+        _img(figures.get("loss"), "training loss curves"),
+        _img(figures.get("per_class"), "per-class F1: teacher and final model"),
+        "<h2>Tokenizer</h2>",
+        _img(figures.get("tokenizer"), "tokens per word and whole-word coverage against the general tokenizer"),
+        ("<h3>Domain terms: kept whole by the domain tokenizer, split by the general one</h3><table><tr><th>term</th>"
+         f"<th>domain tokenizer</th><th>general tokenizer</th><th>broken occurrences</th></tr>{terms}</table>")
+        if terms else "",
+        f"<h3>Examples</h3>{examples}" if examples else "",
+    ]  # fmt: skip
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(config.title)}</title>'
+            f"<style>{CSS}</style></head><body>{''.join(sections)}</body></html>\n")  # fmt: skip
+
+
+def render_markdown(config: ReportConfig, data: dict, figures: dict[str, Path | None]) -> str:
+    lines = [
+        f"# {config.title}",
+        "",
+        f"Teacher: {data['teacher'] or '–'}; final model: {data['student'] or '–'}.",
+        "",
+        "## Key metrics",
+        "",
+        "| metric | value | threshold | status | detail |",
+        "|---|---:|---|---|---|",
+    ]
+    lines += [f"| {m['metric']} | {_fmt(m['value'])} | {m['threshold']} | {m['status']} | {m['detail']} |"
+              for m in data["key_metrics"]]  # fmt: skip
+    lines += ["", "## Ledger", "", "| " + " | ".join(label for _, label in LEDGER_COLUMNS) + " |",
+              "|" + "---|" * len(LEDGER_COLUMNS)]  # fmt: skip
+    lines += ["| " + " | ".join(_fmt(r[k]) for k, _ in LEDGER_COLUMNS) + " |" for r in data["ledger"]]
+    if data["terms"]:
+        lines += ["", "## Domain terms", "", "| term | domain tokenizer | general tokenizer |", "|---|---|---|"]
+        lines += [f"| {t['term']} | {' · '.join(t['domain'])} | {' · '.join(t['general'])} |" for t in data["terms"]]
+    lines += ["", "## Figures", ""]
+    lines += [f"![{name}](plots/{p.name})" for name, p in figures.items() if p is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _tokenizer_summary(evals: list[dict]) -> dict | None:
+    if not evals:
+        return None
+    return {k: {m: v for m, v in r.items() if not isinstance(v, dict)} for k, r in evals[0]["results"].items()}
+
+
+def run_report(config: ReportConfig) -> Path:
+    folders = collect.discover(config.inputs)
+    rows = collect.model_rows(folders)
+    teacher = collect.pick_teacher(rows, config.teacher)
+    student = _pick_student(rows, teacher, config.student)
+    evals = collect.tokenizer_evals(folders)
+    with stage_output("report", config) as out:
+        for i, f in enumerate(folders):
+            out.add_input(f"folder[{i}]", f.path, hash_content=False)
+        plot_dir = out.dir / "plots"
+        plot_dir.mkdir()
+        figures = {
+            "size_vs_metric": plots.size_vs_metric(rows, teacher, plot_dir / "size_vs_metric.png"),
+            "latency": plots.latency_bars(rows, plot_dir / "latency.png"),
+            "loss": plots.loss_curves(collect.curves(folders), plot_dir / "loss.png"),
+            "per_class": plots.per_class_f1(teacher, student, plot_dir / "per_class_f1.png"),
+            "tokenizer": plots.tokenizer_bars(evals, plot_dir / "tokenizer.png"),
+        }
+        data = {
+            "title": config.title,
+            "teacher": str(teacher.path) if teacher else None,
+            "student": str(student.path) if student else None,
+            "folders": [{"name": f.name, "stage": f.stage, "path": str(f.path)} for f in folders],
+            "key_metrics": key_metrics(config, evals, teacher, student),
+            "ledger": _ledger(rows, teacher),
+            "terms": _term_table(evals),
+            "examples": evals[0].get("examples", []) if evals else [],
+            "tokenizer": _tokenizer_summary(evals),
+        }
+        (out.dir / "report.html").write_text(render_html(config, data, figures), encoding="utf-8")
+        (out.dir / "report.md").write_text(render_markdown(config, data, figures), encoding="utf-8")
+        write_json(out.dir / "report.json", data)
+        out.metrics.update({m["metric"]: m["status"] for m in data["key_metrics"]})
+    log.info("report written to %s", Path(config.out_dir) / "report.html")
+    return Path(config.out_dir)

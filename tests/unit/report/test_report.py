@@ -1,0 +1,96 @@
+"""The report on hand-made output folders with known numbers: key metrics, ledger, and a self-contained page."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from safetensors.torch import save_file
+
+from lmtailor.errors import InputFormatError, InputNotFoundError
+from lmtailor.report import ReportConfig, run_report
+
+
+def _manifest(folder: Path, stage: str, **metrics) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "lmtailor.json").write_text(json.dumps({"stage": stage, "metrics": metrics, "inputs": {}}))
+    return folder
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> list[Path]:
+    tok = _manifest(tmp_path / "tok-eval", "tokenizer-eval")
+    result = {"vocab_size": 8000, "whole_word_coverage": 0.96, "tokens_per_word": 1.1, "most_broken_terms": {}}
+    reference = {**result, "vocab_size": 30522, "whole_word_coverage": 0.93, "tokens_per_word": 1.3,
+                 "most_broken_terms": {"force majeure": 3}}  # fmt: skip
+    (tok / "eval.json").write_text(json.dumps({"tokenizer_path": "/nonexistent", "reference_path": "/nonexistent",
+                                               "results": {"tokenizer": result, "reference": reference},
+                                               "examples": [{"text": "force majeure", "tokenizer": ["force majeure"],
+                                                             "reference": ["force", "maj", "##eure"]}]}))  # fmt: skip
+    teacher = _manifest(tmp_path / "teacher", "finetune-cls")
+    save_file({"w": torch.zeros(1000, 250)}, str(teacher / "model.safetensors"))  # 250,000 parameters, 1.0 MB
+    (teacher / "eval_test.json").write_text(json.dumps({"accuracy": 0.90, "per_class": {
+        "a": {"f1": 0.95}, "b": {"f1": 0.85}}}))  # fmt: skip
+    (teacher / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "loss": 2.0 / s}) + "\n" for s in (1, 2, 3)))
+    student = _manifest(tmp_path / "student", "quantize", eval={"metric": "accuracy", "quantized": 0.88})
+    init = numpy_helper.from_array(np.zeros((100, 200), dtype=np.int8), "w")  # 20,000 parameters, 20 kB
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [init])  # fmt: skip
+    onnx.save(helper.make_model(graph), str(student / "model.onnx"))
+    bench = _manifest(tmp_path / "bench", "bench")
+    (bench / "bench.json").write_text(json.dumps({"models": [
+        {"entry": str(teacher), "path": str(teacher), "runtime": "fp32", "latency": {"1": {"p50_ms": 40.0}},
+         "throughput": {"sequences_per_s": 10.0}},
+        {"entry": str(student), "path": str(student / "model.onnx"), "runtime": "onnx-int8",
+         "latency": {"1": {"p50_ms": 8.0}}, "throughput": {"sequences_per_s": 45.0}},
+    ]}))  # fmt: skip
+    return [tok, teacher, student, bench]
+
+
+def test_key_metrics_and_ledger_known_answers(folders: list[Path], tmp_path: Path) -> None:
+    out = run_report(ReportConfig(inputs=folders, out_dir=tmp_path / "report", show_progress=False))
+    data = json.loads((out / "report.json").read_text())
+    status = {m["metric"]: m["status"] for m in data["key_metrics"]}
+    assert status == {
+        "vocabulary coverage (whole words that are one token)": "pass",  # 0.96 ≥ 0.95
+        "compression (student size / teacher size)": "pass",  # 0.02 MB / 1.0 MB
+        "task accuracy drop (relative)": "pass",  # (0.90 - 0.88) / 0.90 = 2.2%
+        "stricter: drop in points": "fail",  # 2 points > 1.0
+        "stricter: throughput at batch 32 vs teacher": "pass",  # 45 / 10 = 4.5
+    }
+    values = {m["metric"]: m["value"] for m in data["key_metrics"]}
+    assert values["task accuracy drop (relative)"] == pytest.approx(0.0222, abs=1e-4)
+    assert values["stricter: throughput at batch 32 vs teacher"] == 4.5
+    ledger = {r["model"]: r for r in data["ledger"]}
+    assert ledger["teacher"]["params"] == 250_000 and ledger["teacher"]["size_mb"] == 1.0
+    assert ledger["student"]["params"] == 20_000 and ledger["student"]["drop_points"] == 2.0
+    assert ledger["student"]["p50_ms"] == 8.0 and ledger["teacher"]["throughput"] == 10.0
+
+
+def test_html_is_self_contained(folders: list[Path], tmp_path: Path) -> None:
+    out = run_report(ReportConfig(inputs=folders, out_dir=tmp_path / "report", show_progress=False, title="T <x>"))
+    page = (out / "report.html").read_text()
+    refs = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page)
+    assert refs and all(r.startswith("data:image/png;base64,") for r in refs)  # nothing fetched from anywhere
+    assert "<script" not in page and "@import" not in page and "url(" not in page
+    assert len(refs) == len(list((out / "plots").glob("*.png")))
+    assert "T &lt;x&gt;" in page  # escaped
+    assert "maj" in page  # the tokenisation example
+    md = (out / "report.md").read_text()
+    assert "| teacher | finetune-cls | 250,000 |" in md
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    with pytest.raises(InputNotFoundError):
+        run_report(ReportConfig(inputs=[tmp_path / "missing"], out_dir=tmp_path / "r"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputFormatError, match="no lmtailor output folders"):
+        run_report(ReportConfig(inputs=[tmp_path / "empty"], out_dir=tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
