@@ -631,26 +631,23 @@ def predict_cmd(
 @app.command("demo")
 def demo_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo's outputs.")] = Path("demo-out"),
+    quick: Annotated[bool, typer.Option("--quick", help="One short epoch (a smoke test).")] = False,
     progress: ProgressOpt = True,
 ) -> None:
-    """Run the existing stages on the built-in default corpus: licence texts found on this machine."""
+    """The whole journey on built-in licence texts: tokenizer, trim, fine-tune, compress, export, bench, report."""
     from lmtailor.demo import run_demo
 
+    t0 = time.perf_counter()
     try:
-        outputs = run_demo(out, show_progress=progress)
+        results = run_demo(out, show_progress=progress, quick=quick)
     except LmtailorError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    _print_eval(outputs["evaluation"] / "eval.json")
-    typer.echo((outputs["evaluation"] / "eval.md").read_text(encoding="utf-8").split("## Examples", 1)[-1])
-    trim = json.loads((outputs["trimmed model"] / "trim_report.json").read_text(encoding="utf-8"))
-    typer.echo(
-        f"MiniLM trimmed to the licence texts: {trim['vocab_before']:,} → {trim['vocab_after']:,} tokens, "
-        f"{trim['parameters_before']:,} → {trim['parameters_after']:,} parameters, max |Δ| hidden state "
-        f"{trim['parity']['max_abs_diff_hidden']:.1e}\n"
-    )
-    for name, path in outputs.items():
-        typer.echo(f"{name:>13}: {path}")
+    report = next(r.out_dir for r in results if r.name == "report")
+    data = json.loads((report / "report.json").read_text(encoding="utf-8"))
+    for m in data["key_metrics"]:
+        typer.echo(f"{m['status']:>4}  {m['metric']}: {m['value']} (threshold {m['threshold']}) {m['detail']}")
+    typer.echo(f"demo finished in {time.perf_counter() - t0:.0f}s; report: {report / 'report.html'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,4 @@
-"""`make demo`: every stage that exists, run on a built-in default corpus that needs no download.
+"""`make demo`: the whole journey as one recipe (`demo.yaml`) on a built-in default corpus that needs no download.
 
 The default corpus is real legal text present on any machine after setup: the licence files shipped inside the
 installed Python packages (`*.dist-info/LICENSE*`, `COPYING*`, `licenses/*`) plus `/usr/share/common-licenses`.
@@ -7,7 +7,10 @@ installed Python packages (`*.dist-info/LICENSE*`, `COPYING*`, `licenses/*`) plu
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import random
+import re
 import shutil
 import site
 import sys
@@ -60,35 +63,86 @@ def collect_default_corpus(dest: Path) -> Path:
     return dest
 
 
-def run_demo(out: Path, show_progress: bool = True) -> dict[str, Path]:
-    """Corpus → terms → tokenizer → evaluation, and MiniLM trimmed to the licence corpus; returns the output folders."""
-    from lmtailor.corpus import CorpusConfig
-    from lmtailor.corpus import run as run_corpus
-    from lmtailor.terms import MergeConfig, MineConfig, run_merge, run_mine
-    from lmtailor.tokenizer import TokenizerEvalConfig, TokenizerTrainConfig, run_eval, run_train
-    from lmtailor.tokenizer.hf import default_reference
-    from lmtailor.vocab import TrimConfig, run_trim
+# Licence families, tested in this order on a file's first 3,000 characters (LGPL before GPL: it names the GPL).
+FAMILIES: list[tuple[str, str]] = [
+    ("lgpl", r"LESSER GENERAL PUBLIC LICENSE|Library General Public License"),
+    ("gfdl", r"GNU Free Documentation License"),
+    ("agpl", r"GNU AFFERO GENERAL PUBLIC"),
+    ("gpl", r"GNU GENERAL PUBLIC LICENSE"),
+    ("apache", r"Apache License"),
+    ("mpl", r"Mozilla Public License"),
+    ("artistic", r"Artistic License"),
+    ("psf", r"PYTHON SOFTWARE FOUNDATION"),
+    ("mit", r"Permission is hereby granted, free of charge"),
+    ("bsd", r"Redistribution and use in source and binary forms"),
+]
+MIN_PER_CLASS = 30
+MIN_PARAGRAPH_CHARS = 60
+
+
+def licence_family(text: str) -> str | None:
+    head = text[:3000]
+    return next((name for name, pattern in FAMILIES if re.search(pattern, head, re.IGNORECASE)), None)
+
+
+def build_task(raw: Path, dest: Path, seed: int = 0) -> dict[str, int]:
+    """The demo task: paragraphs labelled with the licence family of their file (de-duplicated across files, so no
+    paragraph is in two splits), families with at least 30 paragraphs, split 70/15/15 per family by a seeded
+    shuffle. Writes train/dev/test.jsonl into `dest`; returns paragraphs per family."""
+    by_family: dict[str, list[str]] = {}
+    seen: set[str] = set()
+    for path in sorted(Path(raw).glob("*.txt")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        family = licence_family(text)
+        if family is None:
+            continue
+        for block in re.split(r"\n\s*\n", text):
+            para = " ".join(block.split())
+            key = para.lower()
+            if len(para) < MIN_PARAGRAPH_CHARS or key in seen:
+                continue
+            seen.add(key)
+            by_family.setdefault(family, []).append(para)
+    kept = {f: p for f, p in sorted(by_family.items()) if len(p) >= MIN_PER_CLASS}
+    if len(kept) < 2:
+        raise EmptyInputError(
+            f"the licence texts in {raw} give fewer than two licence families with {MIN_PER_CLASS}+ paragraphs; "
+            "the demo task needs at least two classes."
+        )
+    rng = random.Random(seed)
+    splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
+    for family, paras in kept.items():
+        rng.shuffle(paras)
+        n_dev = n_test = max(2, round(0.15 * len(paras)))
+        splits["test"] += [{"text": t, "label": family} for t in paras[:n_test]]
+        splits["dev"] += [{"text": t, "label": family} for t in paras[n_test : n_test + n_dev]]
+        splits["train"] += [{"text": t, "label": family} for t in paras[n_test + n_dev :]]
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, rows in splits.items():
+        rng.shuffle(rows)
+        (dest / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                            encoding="utf-8")  # fmt: skip
+    log.info("demo task: %s", {f: len(p) for f, p in kept.items()})
+    return {f: len(p) for f, p in kept.items()}
+
+
+RECIPE = Path(__file__).with_name("demo.yaml")
+
+
+def run_demo(out: Path, show_progress: bool = True, quick: bool = False):
+    """Collect the licence texts, derive the task, and build the demo recipe into `out`; returns the build results.
+
+    `quick` (tests): one epoch on 64 training paragraphs and short benches, the same stages otherwise.
+    """
+    from lmtailor.build import load_recipe, run_build
 
     out = Path(out)
-    common = {"overwrite": True, "show_progress": show_progress}
-    raw = collect_default_corpus(out / "default-corpus")
-    corpus = run_corpus(
-        CorpusConfig.build(inputs=[raw], out_dir=out / "corpus", split_ratios=[0.8, 0.1, 0.1], **common)
-    )
-    mined = run_mine(MineConfig.build(inputs=[corpus], out_dir=out / "terms-mined", max_terms=300, **common))
-    terms = run_merge(MergeConfig.build(inputs=[mined / "terms.tsv"], out_dir=out / "terms", max_terms=200, **common))
-    tok = run_train(
-        TokenizerTrainConfig.build(
-            inputs=[corpus], out_dir=out / "tokenizer", vocab_size=3000, terms=[terms / "terms.tsv"], **common
-        )
-    )
-    ev = run_eval(
-        TokenizerEvalConfig.build(
-            tokenizer=tok, inputs=[corpus], split="test", out_dir=out / "tokenizer-eval", terms=[terms / "terms.tsv"],
-            **common,
-        )
-    )  # fmt: skip
-    trimmed = run_trim(
-        TrimConfig.build(model=str(default_reference()), inputs=[corpus], out_dir=out / "minilm-trimmed", **common)
-    )
-    return {"corpus": corpus, "terms": terms, "tokenizer": tok, "evaluation": ev, "trimmed model": trimmed}
+    raw = out / "default-corpus"
+    if not raw.exists():  # a rerun keeps it, so finished stages stay up to date
+        collect_default_corpus(raw)
+    build_task(raw, out / "task")
+    overrides = {"work": str(out), "raw": str(raw), "task": str(out / "task")}
+    if quick:
+        overrides.update({"epochs": "1", "max_train": "64", "bench_repeat": "3"})
+    recipe = load_recipe(RECIPE, overrides)
+    return run_build(recipe, show_progress=show_progress)
