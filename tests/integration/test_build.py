@@ -163,3 +163,12 @@ def test_cli_build_dry_run_and_run(tmp_path: Path) -> None:
     assert "2 stage(s) ran" in done.output
     bad = runner.invoke(app, ["build", str(path), "--from", "nothing"])
     assert bad.exit_code == 2 and "no stage 'nothing'" in bad.output
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("name", ["legal-en", "legal-zh", "med-en"])
+def test_shipped_recipes_validate_against_the_shared_data(name: str, shared_data: Path, tmp_path: Path) -> None:
+    recipe = load_recipe(Path(__file__).parents[2] / "recipes" / f"{name}.yaml",
+                         {"data": str(shared_data), "work": str(tmp_path / name)})  # fmt: skip
+    assert recipe.stages[-1].kind == "report"
+    assert all(Path(s.config.out_dir).parent == tmp_path / name for s in recipe.stages)
