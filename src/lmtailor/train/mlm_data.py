@@ -163,7 +163,7 @@ class PackedMLMStream(IterableDataset):
         unit_buf: list[int] = []
         unit_base = 0  # unit ids stay unique across documents within a block
         for chunk in _chunks(iter_texts(self.paths, self.split), _TOKENIZE_CHUNK):
-            enc = tok(chunk, add_special_tokens=False, return_offsets_mapping=True)
+            enc = tok(chunk, add_special_tokens=False, return_offsets_mapping=True, verbose=False)  # no length warning
             for text, ids, offsets, units in zip(chunk, enc["input_ids"], enc["offset_mapping"],
                                                  self.splitter.batch(chunk), strict=True):  # fmt: skip
                 if not ids:
