@@ -88,7 +88,7 @@ def per_class_f1(teacher: ModelRow | None, student: ModelRow | None, path: Path)
     ax.invert_yaxis()
     ax.set_xlabel("test F1")
     ax.set_xlim(0, 1)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 

@@ -38,6 +38,14 @@ def _pick_student(rows: list[collect.ModelRow], teacher, path: Path | None):
     return scored[-1] if scored else None
 
 
+def _with_per_class(rows: list[collect.ModelRow], student):
+    """The final model, or (a quantised model has no per-class table) the last model before it that has one."""
+    if student is None or student.per_class:
+        return student
+    before = rows[: next((i for i, r in enumerate(rows) if r.path == student.path), len(rows))]
+    return next((r for r in reversed(before) if r.per_class), None)
+
+
 def key_metrics(config: ReportConfig, evals, teacher, student) -> list[dict]:
     """The product plan's bar and the stricter goals, each with the value, the threshold and pass/fail/n.a."""
     out = []
@@ -229,7 +237,7 @@ def run_report(config: ReportConfig) -> Path:
             "size_vs_metric": plots.size_vs_metric(rows, teacher, plot_dir / "size_vs_metric.png"),
             "latency": plots.latency_bars(rows, plot_dir / "latency.png"),
             "loss": plots.loss_curves(collect.curves(folders), plot_dir / "loss.png"),
-            "per_class": plots.per_class_f1(teacher, student, plot_dir / "per_class_f1.png"),
+            "per_class": plots.per_class_f1(teacher, _with_per_class(rows, student), plot_dir / "per_class_f1.png"),
             "tokenizer": plots.tokenizer_bars(evals, plot_dir / "tokenizer.png"),
         }
         data = {
