@@ -104,14 +104,19 @@ def test_pretrain_from_scratch_learns_and_writes_a_loadable_model(domain, tmp_pa
     assert not list(tmp_path.glob(".mlm*"))  # checkpoints removed after success
 
 
+def _subprocess(config: dict, path: Path) -> subprocess.Popen:
+    """Run pretrain in its own process with one thread, so that every run sums in the same order."""
+    path.write_text(json.dumps(config))
+    return subprocess.Popen([sys.executable, str(RUNNER), str(path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_ends_with_the_same_weights(domain, tmp_path: Path) -> None:
     """A run killed with SIGKILL after its step-10 checkpoint and resumed equals an uninterrupted run, bit for bit."""
-    whole = run_pretrain(PretrainConfig(**_config(domain, tmp_path / "whole", steps=40)))
-    cfg = tmp_path / "killed.json"
-    cfg.write_text(json.dumps(_config(domain, tmp_path / "killed", steps=40)))
-    proc = subprocess.Popen([sys.executable, str(RUNNER), str(cfg)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    whole = _subprocess(_config(domain, tmp_path / "whole", steps=40), tmp_path / "whole.json")
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()[-2000:]
+    proc = _subprocess(_config(domain, tmp_path / "killed", steps=40), tmp_path / "killed.json")
     marker = tmp_path / ".killed.checkpoints" / "checkpoint-10"
     deadline = time.time() + 240
     while not list(marker.glob("rng_state*.pth")) and proc.poll() is None and time.time() < deadline:
@@ -119,8 +124,9 @@ def test_resume_after_sigkill_ends_with_the_same_weights(domain, tmp_path: Path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "killed").exists(), "the run finished before it could be killed"
-    resumed = run_pretrain(PretrainConfig(**_config(domain, tmp_path / "killed", steps=40, resume=True)))
-    a, b = _weights(whole), _weights(resumed)
+    resumed = _subprocess(_config(domain, tmp_path / "killed", steps=40, resume=True), tmp_path / "resumed.json")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()[-2000:]
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "killed")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
