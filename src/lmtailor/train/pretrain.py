@@ -45,6 +45,7 @@ from lmtailor.config import StageConfig
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError, OutputExistsError
 from lmtailor.models.presets import PRESETS, build_mlm
 from lmtailor.outputs import stage_output, write_json
+from lmtailor.train.finetune import _JsonlLog  # the same metrics.jsonl log as fine-tuning
 from lmtailor.train.mlm_data import IGNORE, MaskingSpec, PackedMLMStream, UnitSplitter
 from lmtailor.train.precision import resolve_precision
 
@@ -315,16 +316,6 @@ class _Profile(TrainerCallback):
             key = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
             self.path.write_text(self.prof.key_averages().table(sort_by=key, row_limit=40), encoding="utf-8")
             self.prof, self.start = None, math.inf
-
-
-class _JsonlLog(TrainerCallback):
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if state.is_world_process_zero and logs:
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"step": state.global_step, **logs}) + "\n")
 
 
 def _training_args(config: PretrainConfig, ckpt: Path, precision: str) -> TrainingArguments:
