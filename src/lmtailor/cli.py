@@ -82,6 +82,12 @@ def corpus_cmd(
         list[Path] | None, typer.Argument(help="Files or folders of documents (.txt .md .jsonl .csv).")
     ] = None,
     out: OutOpt = None,
+    ner: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A labelled NER file (IOB columns or span JSON) whose sentences are read as documents; repeatable."
+        ),
+    ] = None,
     text_field: Annotated[str | None, typer.Option(help="jsonl field holding the text.")] = None,
     csv_column: Annotated[str | None, typer.Option(help="csv column holding the text.")] = None,
     encoding: Annotated[str | None, typer.Option(help="Force one encoding for every file (default: detect).")] = None,
@@ -101,7 +107,8 @@ def corpus_cmd(
     """Read, clean, de-duplicate and split documents into a corpus folder (sharded jsonl + stats.json)."""
     ratios = [float(x) for x in split_ratios.split(",")] if split_ratios else None
     _run(
-        "corpus", "corpus", config, inputs=_paths(inputs), out_dir=out, text_field=text_field, csv_column=csv_column,
+        "corpus", "corpus", config, inputs=_paths(inputs), ner_inputs=_paths(ner), out_dir=out, text_field=text_field,
+        csv_column=csv_column,
         encoding=encoding, unit=unit, max_chars=max_chars, near_dup_threshold=near_dup_threshold,
         split_ratios=ratios, overwrite=overwrite, seed=seed, show_progress=progress,
     )  # fmt: skip

@@ -182,3 +182,19 @@ def test_zh_legal_laws_dev(tmp_path: Path, shared_data: Path) -> None:
     first_of = {r.doc: r.text for r in reversed(records)}
     if "刑法/刑法修正案（二）.md" in first_of:  # its header (title, date of adoption) must be gone
         assert first_of["刑法/刑法修正案（二）.md"].startswith("为了惩治毁林开垦")
+
+
+@pytest.mark.data
+def test_zh_med_ner_training_sentences_as_corpus(tmp_path: Path, shared_data: Path) -> None:
+    med = shared_data / "zh-med"
+    files = [med / "cmeee-v2" / "train.json", med / "cmedqaner" / "train.txt"]
+    if not all(f.is_file() for f in files):
+        pytest.skip(f"{files} are absent")
+    cfg = CorpusConfig.build(ner_inputs=files, out_dir=tmp_path / "med", split_ratios=[1, 0, 0], show_progress=False)
+    out = run(cfg)
+    stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
+    assert stats["documents"]["read"] == 3979 + 1673  # one document per sentence of each file
+    assert stats["documents"]["kept"] > 0.99 * stats["documents"]["read"]
+    texts = [r.text for r in iter_records([out], split="train")]
+    assert any("心肌梗死" in t or "心肌" in t for t in texts)
+    assert not any(" B_" in t or " O\n" in t for t in texts)  # tags are not text

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lmtailor.config import StageConfig
 from lmtailor.corpus.readers import ReadOptions
@@ -19,8 +19,13 @@ class CorpusConfig(StageConfig):
     """Configuration of Stage 1, `lmtailor corpus`: raw documents in, clean de-duplicated split corpus out."""
 
     inputs: list[Path] = Field(
-        min_length=1,
+        default_factory=list,
         description="Files or folders to read (folders recursively, in sorted order): .txt, .md, .jsonl, .csv.",
+    )
+    ner_inputs: list[Path] = Field(
+        default_factory=list,
+        description="Labelled NER files (IOB columns, or CMeEE-style span JSON) whose sentences are read as "
+        "documents, one per sentence; the labels are ignored. Use a task's train split only.",
     )
     text_field: str = Field("text", description="Field of each .jsonl line that holds the document text.")
     id_field: str | None = Field(
@@ -82,6 +87,12 @@ class CorpusConfig(StageConfig):
         if not math.isclose(sum(value), 1.0, abs_tol=1e-6):
             raise ValueError(f"shares must sum to 1, they sum to {sum(value):g}")
         return value
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> CorpusConfig:
+        if not self.inputs and not self.ner_inputs:
+            raise ValueError("give at least one input: documents (inputs) or labelled NER files (ner_inputs)")
+        return self
 
     def read_options(self) -> ReadOptions:
         """The subset of this config that the file readers need."""

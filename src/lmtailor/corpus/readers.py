@@ -1,7 +1,8 @@
 """Finding input files and reading them as a stream of documents, one format at a time.
 
 A `.txt` or `.md` file is one document whose lines are decoded lazily, so a file of any size is never held in
-memory. Each line of a `.jsonl` file and each row of a `.csv` file is its own document. Files or lines that
+memory. Each line of a `.jsonl` file and each row of a `.csv` file is its own document, and so is each sentence of
+a labelled NER file given as an NER input (so a task's training texts can be its pretraining text). Files or lines that
 cannot be read become `Skip` items in the same stream, so the caller can count and report them instead of
 crashing on them; only a mistake that makes a whole file unusable (a missing CSV column) raises.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lmtailor.corpus.encoding import sniff_file
-from lmtailor.errors import InputFormatError, InputNotFoundError
+from lmtailor.errors import InputFormatError, InputNotFoundError, LmtailorError
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +81,22 @@ def check_inputs(paths: Sequence[Path]) -> list[Path]:
     return resolved
 
 
-def discover(paths: Sequence[Path]) -> list[SourceFile]:
-    """Every file under `paths` (folders recursively), in sorted order, with its format; hidden entries skipped."""
+def discover(paths: Sequence[Path], kind: str | None = None) -> list[SourceFile]:
+    """Every file under `paths` (folders recursively), in sorted order, with its format; hidden entries skipped.
+
+    The format comes from the extension, unless `kind` gives it for every file (`"ner"`: labelled NER task files).
+    """
     found: list[SourceFile] = []
     for root in check_inputs(paths):
         if root.is_file():
-            found.append(SourceFile(root, root.name, SUPPORTED.get(root.suffix.lower())))
+            found.append(SourceFile(root, root.name, kind or SUPPORTED.get(root.suffix.lower())))
             continue
         files = [p for p in root.rglob("*") if p.is_file()]
         for path in sorted(files, key=lambda p: p.relative_to(root).parts):
             rel = path.relative_to(root)
             if any(part.startswith(".") for part in rel.parts):
                 continue  # .git, .DS_Store, editor swap files: never documents, not worth a skip entry each
-            found.append(SourceFile(path, rel.as_posix(), SUPPORTED.get(path.suffix.lower())))
+            found.append(SourceFile(path, rel.as_posix(), kind or SUPPORTED.get(path.suffix.lower())))
     return found
 
 
@@ -105,13 +109,32 @@ def read_file(src: SourceFile, options: ReadOptions) -> Iterator[Document | Skip
     if sniffed.encoding is None:
         yield Skip(src.path, sniffed.reason, sniffed.detail)
         return
-    if src.kind in ("text", "markdown"):
+    if src.kind == "ner":
+        yield from _read_ner_texts(src)
+    elif src.kind in ("text", "markdown"):
         lines = _iter_lines(src.path, sniffed.encoding)
         yield Document(src.rel, src.path, src.kind == "markdown", lines, sniffed.encoding)
     elif src.kind == "jsonl":
         yield from _read_jsonl(src, options, sniffed.encoding)
     else:
         yield from _read_csv(src, options, sniffed.encoding)
+
+
+def _read_ner_texts(src: SourceFile) -> Iterator[Document | Skip]:
+    """The sentences of an NER task file (IOB columns or span JSON), one document each, read by the task reader.
+
+    The task reader owns the formats (and their line-level skips); a file it cannot use at all becomes one Skip.
+    """
+    from lmtailor.tasks.readers import read_ner  # the task layer imports the corpus layer, not the other way round
+
+    try:
+        data = read_ner(src.path)
+    except LmtailorError as exc:
+        yield Skip(src.path, "not an NER task file", f"{exc} (it was given as an NER input)")
+        return
+    for i, example in enumerate(data.examples, 1):
+        key = f"{src.rel}#{i}"
+        yield Document(key, src.path, False, text_lines(example.text))
 
 
 def _iter_lines(path: Path, encoding: str) -> Iterator[str]:

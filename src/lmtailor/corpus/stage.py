@@ -123,11 +123,14 @@ def _empty_message(inputs: list[Path], stats: CorpusStats) -> str:
 def run(config: CorpusConfig) -> Path:
     """Run the corpus stage; returns the output folder (`config.out_dir`)."""
     inputs = check_inputs(config.inputs)
-    files = discover(inputs)
+    ner_inputs = check_inputs(config.ner_inputs)
+    files = discover(inputs) + discover(ner_inputs, kind="ner")
     stats = CorpusStats(SPLITS, files_seen=len(files))
     with stage_output("corpus", config) as out:
         for i, path in enumerate(inputs):
             out.add_input(f"inputs[{i}]", path)
+        for i, path in enumerate(ner_inputs):
+            out.add_input(f"ner_inputs[{i}]", path)
         with CorpusWriter(out.dir, SPLITS, config.shard_records) as writer:
             builder = CorpusBuilder(config, writer, stats)
             for item in iter_documents(files, config.read_options(), config.show_progress):
@@ -136,7 +139,7 @@ def run(config: CorpusConfig) -> Path:
                 else:
                     builder.add(item)
         if stats.total_records() == 0:
-            raise EmptyInputError(_empty_message(inputs, stats))
+            raise EmptyInputError(_empty_message(inputs + ner_inputs, stats))
         write_json(out.dir / "stats.json", stats.to_json())
         out.metrics.update(stats.metrics())
     log.info(

@@ -97,3 +97,40 @@ def test_jsonl_decode_error_mid_file_stops_with_a_skip(tmp_path: Path, monkeypat
 def test_text_lines_match_file_lines() -> None:
     assert list(text_lines("a\r\nb\rc\n")) == ["a\n", "b\n", "c\n"]
     assert list(text_lines("a\nb")) == ["a\n", "b"]
+
+
+def test_ner_inputs_give_one_document_per_sentence(tmp_path: Path) -> None:
+    spans = tmp_path / "train.json"
+    spans.write_text(
+        json.dumps(
+            [
+                {
+                    "text": "患者心肌梗死。",
+                    "entities": [{"start_idx": 2, "end_idx": 5, "type": "dis", "entity": "心肌梗死"}],
+                },
+                {"text": "无殊", "entities": []},
+            ],
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    columns = tmp_path / "train.txt"
+    columns.write_text("头 B_sym\n痛 I_sym\n\u3000 O\n吗 O\n\n好 O\n", encoding="utf-8")
+    items: list[Document | Skip] = []
+    for src in discover([spans, columns], kind="ner"):
+        items.extend(read_file(src, ReadOptions()))
+    assert _docs(items) == [
+        ("train.json#1", "患者心肌梗死。"),
+        ("train.json#2", "无殊"),
+        ("train.txt#1", "头痛\u3000吗"),
+        ("train.txt#2", "好"),
+    ]
+
+
+def test_an_unusable_ner_input_is_one_counted_skip(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.txt"
+    bad.write_text("this is prose, not token-tag columns\n", encoding="utf-8")
+    items = [item for src in discover([bad], kind="ner") for item in read_file(src, ReadOptions())]
+    assert len(items) == 1 and isinstance(items[0], Skip)
+    assert items[0].reason == "not an NER task file"
+    assert "notes.txt" in items[0].detail and "NER input" in items[0].detail
