@@ -47,6 +47,19 @@ def format_validation_error(where: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def _section(cls: type[C], path: Path, loaded: dict, section: str) -> Any:
+    """The `section:` of a shared config file, or the whole file when it is a flat file of this stage's fields."""
+    if section in loaded:
+        return loaded[section]
+    if set(loaded) <= set(cls.model_fields):
+        return loaded
+    unknown = ", ".join(sorted(str(k) for k in set(loaded) - set(cls.model_fields)))
+    raise ConfigError(
+        f"config file {path} has no `{section}:` section, and its top-level keys ({unknown}) are not settings of "
+        f"this command; put this command's settings under `{section}:` or write only its fields at the top level."
+    )
+
+
 def load_config(cls: type[C], path: Path | None = None, section: str | None = None, **overrides: Any) -> C:
     """Defaults < YAML file (optionally one `section` of it) < explicit overrides (None means 'not given')."""
     values: dict[str, Any] = {}
@@ -57,8 +70,8 @@ def load_config(cls: type[C], path: Path | None = None, section: str | None = No
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        if section is not None:
-            loaded = loaded.get(section, {}) if isinstance(loaded, dict) else {}
+        if section is not None and isinstance(loaded, dict):
+            loaded = _section(cls, Path(path), loaded, section)
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping of field: value, got {type(loaded).__name__}.")
         values.update(loaded)

@@ -36,3 +36,20 @@ def test_missing_or_broken_yaml(tmp_path: Path):
     bad.write_text("a: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(TokenizerTrainConfig, bad)
+
+
+def test_a_flat_file_of_the_stage_fields_is_used_and_a_file_without_the_section_is_an_error(tmp_path: Path):
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("vocab_size: 3000\nmax_token_length: 1\n")
+    cfg = load_config(TokenizerTrainConfig, flat, section="tokenizer_train", inputs=["a"], out_dir="o")
+    assert (cfg.vocab_size, cfg.max_token_length) == (3000, 1)  # once silently ignored: a flat file had no section
+    other = tmp_path / "other.yaml"
+    other.write_text("corpus:\n  unit: sentence\n")
+    with pytest.raises(ConfigError, match=r"no `tokenizer_train:` section.*corpus"):
+        load_config(TokenizerTrainConfig, other, section="tokenizer_train", inputs=["a"], out_dir="o")
+
+
+def test_a_character_level_tokenizer_must_be_bpe():
+    assert TokenizerTrainConfig.build(inputs=["a"], out_dir="o", max_token_length=1).algorithm == "bpe"
+    with pytest.raises(ConfigError, match=r"character-level tokenizer\) needs algorithm bpe"):
+        TokenizerTrainConfig.build(inputs=["a"], out_dir="o", max_token_length=1, algorithm="wordpiece")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from lmtailor.config import StageConfig
 
@@ -36,7 +36,12 @@ class TokenizerTrainConfig(StageConfig):
         "(each one token, replacing the least useful learned pieces); raises whole-word coverage.",
     )
     min_frequency: int = Field(2, ge=1, description="Minimum count of a pair to be merged (BPE/WordPiece).")
-    max_token_length: int = Field(24, ge=2, description="Longest token, in characters.")
+    max_token_length: int = Field(
+        24,
+        ge=1,
+        description="Longest learned token, in characters. 1 (bpe only) makes a character-level tokenizer: "
+        "no merges, so the vocabulary is the alphabet, byte fallback and the protected terms (kept whole).",
+    )
     model_max_length: int = Field(512, ge=8, description="Longest sequence the tokenizer's models accept.")
 
     @field_validator("inputs")
@@ -45,6 +50,15 @@ class TokenizerTrainConfig(StageConfig):
         if not v:
             raise ValueError("give at least one input folder or file")
         return v
+
+    @model_validator(mode="after")
+    def _character_level_is_bpe(self) -> TokenizerTrainConfig:
+        if self.max_token_length == 1 and self.algorithm != "bpe":
+            raise ValueError(
+                f"max_token_length=1 (a character-level tokenizer) needs algorithm bpe, not {self.algorithm} "
+                "(wordpiece here learns on bytes, not characters)"
+            )
+        return self
 
 
 class TokenizerEvalConfig(StageConfig):

@@ -42,12 +42,25 @@ def examples(tokenizers: dict[str, Tokenizer], sample: list[str], matcher: TermM
         candidates = [candidates[i] for i in order]
     out = []
     for text in candidates[:n]:
-        row = {"text": text}
+        row: dict = {"text": text, "counts": {}}
         for name, tok in tokenizers.items():
             enc = tok.encode(text, add_special_tokens=False)
-            row[name] = [text[a:b] for a, b in enc.offsets]
+            row[name] = _pieces(text, enc.offsets)
+            row["counts"][name] = len(enc.ids)
         out.append(row)
     return out
+
+
+def _pieces(text: str, offsets: list[tuple[int, int]]) -> list[str]:
+    """The text each token stands for; tokens over the same characters (the byte-fallback tokens of one character,
+    a leading "▁" marker) are shown as one piece, so a reader sees 逛 once, not once per UTF-8 byte."""
+    spans: list[list[int]] = []
+    for a, b in offsets:
+        if spans and a < spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], b)
+        else:
+            spans.append([a, b])
+    return [text[a:b] for a, b in spans]
 
 
 def render_markdown(report: dict) -> str:
@@ -75,6 +88,7 @@ def render_markdown(report: dict) -> str:
             lines.append(f"> {ex['text']}")
             lines.append("")
             for name in names:
-                lines.append(f"- {name} ({len(ex[name])}): " + " | ".join(p.strip() or "␣" for p in ex[name]))
+                count = ex.get("counts", {}).get(name, len(ex[name]))
+                lines.append(f"- {name} ({count} tokens): " + " | ".join(p.strip() or "␣" for p in ex[name]))
             lines.append("")
     return "\n".join(lines) + "\n"

@@ -158,6 +158,8 @@ def _train_model(cfg: TokenizerTrainConfig, budget: int, alphabet: Alphabet, lin
     byte_level = cfg.algorithm == "wordpiece"
     common = {"vocab_size": budget, "special_tokens": SPECIAL_TOKENS, "show_progress": cfg.show_progress}
     if cfg.algorithm == "bpe":
+        if cfg.max_token_length == 1:  # character level: a budget of exactly the alphabet leaves no room for merges
+            common["vocab_size"] = len(SPECIAL_TOKENS) + len(alphabet.chars)
         model = models.BPE(unk_token="[UNK]")
         trainer = trainers.BpeTrainer(
             min_frequency=cfg.min_frequency,

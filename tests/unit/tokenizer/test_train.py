@@ -97,3 +97,25 @@ def test_whole_word_share_makes_frequent_words_single_tokens():
     text = "the warranty termination assignment"
     assert len(rich.encode(text, add_special_tokens=False).ids) == 4
     assert len(plain.encode(text, add_special_tokens=False).ids) > 4
+
+
+def test_character_level_tokenizer_keeps_only_protected_terms_whole():
+    tok, report = train_tokenizer(CORPUS, ["心肌梗死"], _cfg(algorithm="bpe", max_token_length=1))
+    assert tok.encode("急性心肌梗死患者", add_special_tokens=False).tokens == ["▁", "急", "性", "心肌梗死", "患", "者"]
+    plain, _ = train_tokenizer(CORPUS, [], _cfg(algorithm="bpe", max_token_length=1))
+    enc = plain.encode("急性心肌梗死患者 clause", add_special_tokens=False)
+    assert all(len(t.lstrip("▁")) <= 1 for t in enc.tokens), enc.tokens
+    assert plain.decode(enc.ids) == "急性心肌梗死患者 clause"
+    assert report["vocab_size"] < 500  # the alphabet, byte fallback and the term: no learned merges fill the budget
+
+
+def test_examples_show_a_byte_fallback_character_once_and_count_every_token():
+    from lmtailor.tokenizer.report import examples
+
+    tok, _ = train_tokenizer(CORPUS, ["心肌梗死"], _cfg(algorithm="bpe", max_token_length=1))
+    text = "逛心肌梗死患者"  # 逛 is not in the alphabet: three byte-fallback tokens
+    enc = tok.encode(text, add_special_tokens=False)
+    assert enc.tokens[:4] == ["▁", "<0xE9>", "<0x80>", "<0x9B>"]
+    row = examples({"domain": tok}, [text], None, 1)[0]
+    assert row["domain"][:4] == ["逛", "心肌梗死", "患", "者"]
+    assert row["counts"]["domain"] == len(enc.ids) == 7
