@@ -3,6 +3,8 @@
     .venv/bin/python bench/pretrain_bench.py --task legal-en --teacher /tmp/finetune-ls/cuad [--minutes 45]
         corpus (CUAD contracts) → mined terms → 8k WordPiece domain tokenizer → `mini` pretrained for --minutes
         → distilled from the fine-tuned MiniLM teacher on the CUAD clauses → test accuracy, parameters of both.
+        [--dropout 0] [--distill-epochs 12] [--unlabelled 8000: contract paragraphs the teacher labels for the
+        student] [--reuse-mlm: distil the model already pretrained in --work] [--tag _v2: results file suffix]
     .venv/bin/python bench/pretrain_bench.py --task speed
         tokens/s of `lmtailor pretrain` against a minimal hand-written PyTorch MLM loop (same model, batch, sequence
         length, masking rate), each in its own process, alternated, in one run.
@@ -72,39 +74,59 @@ def _domain_tokenizer(work: Path, vocab: int) -> tuple[Path, Path, Path]:
     return corpus, dev, tok
 
 
-def bench_legal_en(work: Path, teacher: Path, minutes: float, vocab: int) -> dict:
+def bench_legal_en(
+    work: Path,
+    teacher: Path,
+    minutes: float,
+    vocab: int,
+    dropout: float | None = None,
+    distill_epochs: float = 6,
+    unlabelled: int = 0,
+    reuse_mlm: bool = False,
+) -> dict:
+    """`dropout`: of the pretraining (None: the preset's 0.1); `unlabelled`: contract paragraphs from the pretraining
+    corpus whose teacher predictions the student also learns (0: the labelled clauses only); `reuse_mlm`: distil the
+    model an earlier run pretrained in `work` instead of pretraining again."""
     from lmtailor.train.distill import DistillConfig, run_distill
-    from lmtailor.train.pretrain import PretrainConfig, run_pretrain
 
     corpus, dev, tok = _domain_tokenizer(work, vocab)
+    mlm = work / "mini-mlm"
+    if not (reuse_mlm and (mlm / "pretrain_report.json").exists()):
+        _pretrain_legal_en(work, corpus, tok, minutes, dropout)
+    mlm_report = json.loads((mlm / "pretrain_report.json").read_text())
+    held_out = _held_out(mlm, dev)
+    clauses = DATA / "en-legal" / "cuad" / "clauses"
+    student = work / "mini-distilled"
+    extra = {"unlabelled": [corpus], "max_unlabelled": unlabelled} if unlabelled else {}
+    run_distill(DistillConfig.build(task="cls", train=clauses / "train.jsonl", dev=clauses / "dev.jsonl",
+                                    test=clauses / "test.jsonl", teacher=str(teacher), model=str(mlm), out_dir=student,
+                                    epochs=distill_epochs, lr=3e-4, batch_size=16, max_length=256, alpha=0.3,
+                                    temperature=2.0, overwrite=True, show_progress=False, **extra))  # fmt: skip
+    report = json.loads((student / "finetune_report.json").read_text())
+    teacher_report = json.loads((teacher / "finetune_report.json").read_text())
+    return {
+        "machine": _machine(), "minutes": minutes, "vocab": vocab, "pretrain_dropout": dropout,
+        "distill_epochs": distill_epochs, "unlabelled": unlabelled, "pretrain": mlm_report,
+        "held_out_dev_mlm": held_out,
+        "student": {"dev": report.get("dev"), "test": report.get("test"), "train_seconds": report["train_seconds"],
+                    "parameters": _params(student)},
+        "teacher": {"test": teacher_report.get("test"), "parameters": _params(teacher)},
+    }  # fmt: skip
+
+
+def _pretrain_legal_en(work: Path, corpus: Path, tok: Path, minutes: float, dropout: float | None) -> None:
+    from lmtailor.train.pretrain import PretrainConfig, run_pretrain
+
     # Speed probe: 30 steps, so that the schedule's `steps` end at the time budget (linear decay reaches 0 there).
     probe = run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", tokenizer=tok, out_dir=work / "probe",
                                               steps=30, batch_size=32, seq_len=128, eval_split=None, overwrite=True,
                                               show_progress=False, logging_steps=10))  # fmt: skip
     rate = json.loads((probe / "pretrain_report.json").read_text())["tokens_per_second"]
     steps = int(minutes * 60 * rate / (32 * 128) * 0.97)
-    mlm = work / "mini-mlm"
-    run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", tokenizer=tok, out_dir=mlm, steps=steps,
-                                      batch_size=32, seq_len=128, lr=1e-3, warmup=0.05, max_minutes=minutes,
-                                      eval_split=None, overwrite=True, show_progress=False,
-                                      logging_steps=50, save_every=1000))  # fmt: skip
-    mlm_report = json.loads((mlm / "pretrain_report.json").read_text())
-    held_out = _held_out(mlm, dev)
-    clauses = DATA / "en-legal" / "cuad" / "clauses"
-    student = work / "mini-distilled"
-    run_distill(DistillConfig.build(task="cls", train=clauses / "train.jsonl", dev=clauses / "dev.jsonl",
-                                    test=clauses / "test.jsonl", teacher=str(teacher), model=str(mlm), out_dir=student,
-                                    epochs=6, lr=3e-4, batch_size=16, max_length=256, alpha=0.3, temperature=2.0,
-                                    overwrite=True, show_progress=False))  # fmt: skip
-    report = json.loads((student / "finetune_report.json").read_text())
-    teacher_report = json.loads((teacher / "finetune_report.json").read_text())
-    return {
-        "machine": _machine(), "minutes": minutes, "vocab": vocab, "probe_tokens_per_second": rate,
-        "pretrain": mlm_report, "held_out_dev_mlm": held_out,
-        "student": {"dev": report.get("dev"), "test": report.get("test"), "train_seconds": report["train_seconds"],
-                    "parameters": _params(student)},
-        "teacher": {"test": teacher_report.get("test"), "parameters": _params(teacher)},
-    }  # fmt: skip
+    run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", tokenizer=tok, out_dir=work / "mini-mlm",
+                                      steps=steps, batch_size=32, seq_len=128, lr=1e-3, warmup=0.05,
+                                      max_minutes=minutes, dropout=dropout, eval_split=None, overwrite=True,
+                                      show_progress=False, logging_steps=50, save_every=1000))  # fmt: skip
 
 
 def _held_out(model: Path, dev_corpus: Path) -> dict | None:
@@ -232,10 +254,17 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=8000)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--dropout", type=float, default=None, help="legal-en: pretraining dropout (default: 0.1)")
+    ap.add_argument("--distill-epochs", type=float, default=6)
+    ap.add_argument("--unlabelled", type=int, default=0, help="legal-en: contract paragraphs added to distillation")
+    ap.add_argument("--reuse-mlm", action="store_true", help="legal-en: distil the model pretrained in --work")
+    ap.add_argument("--tag", default="", help="suffix of the results file name")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.task == "legal-en":
-        _save("pretrain_legal_en.json", bench_legal_en(args.work, args.teacher, args.minutes, args.vocab))
+        result = bench_legal_en(args.work, args.teacher, args.minutes, args.vocab, args.dropout, args.distill_epochs,
+                                args.unlabelled, args.reuse_mlm)  # fmt: skip
+        _save(f"pretrain_legal_en{args.tag}.json", result)
     elif args.task == "speed":
         _save("pretrain_speed.json", bench_speed(args.work, steps=args.steps, batch=args.batch))
     elif args.task == "speed-one":
