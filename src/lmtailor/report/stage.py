@@ -94,9 +94,17 @@ def _term_table(evals: list[dict], limit: int = 12) -> list[dict]:
         return []
     rows = []
     for term in list(broken)[:limit]:
-        rows.append({"term": term, "domain": domain.tokenize(term), "general": general.tokenize(term),
+        rows.append({"term": term, "domain": _pieces(domain, term), "general": _pieces(general, term),
                      "broken_occurrences": broken[term]})  # fmt: skip
     return rows
+
+
+def _pieces(tokenizer, text: str) -> list[str]:
+    """The text under each token: readable for byte-level vocabularies too (not "âĸģforegoing" or "##going")."""
+    from lmtailor.tokenizer.report import token_pieces
+
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return [p.strip() or p for p in token_pieces(text, offsets)]
 
 
 def _img(path: Path | None, alt: str) -> str:

@@ -45,13 +45,13 @@ def examples(tokenizers: dict[str, Tokenizer], sample: list[str], matcher: TermM
         row: dict = {"text": text, "counts": {}}
         for name, tok in tokenizers.items():
             enc = tok.encode(text, add_special_tokens=False)
-            row[name] = _pieces(text, enc.offsets)
+            row[name] = token_pieces(text, enc.offsets)
             row["counts"][name] = len(enc.ids)
         out.append(row)
     return out
 
 
-def _pieces(text: str, offsets: list[tuple[int, int]]) -> list[str]:
+def token_pieces(text: str, offsets: list[tuple[int, int]]) -> list[str]:
     """The text each token stands for; tokens over the same characters (the byte-fallback tokens of one character,
     a leading "▁" marker) are shown as one piece, so a reader sees 逛 once, not once per UTF-8 byte."""
     spans: list[list[int]] = []

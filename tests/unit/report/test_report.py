@@ -94,3 +94,22 @@ def test_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(InputFormatError, match="no lmtailor output folders"):
         run_report(ReportConfig(inputs=[tmp_path / "empty"], out_dir=tmp_path / "r"))
     assert not (tmp_path / "r").exists()
+
+
+def test_term_table_shows_the_text_of_each_token_for_a_byte_level_tokenizer(tmp_path: Path) -> None:
+    from lmtailor.report.stage import _term_table
+    from lmtailor.tokenizer import TokenizerTrainConfig, run_train
+    from lmtailor.tokenizer.hf import default_reference
+
+    text = tmp_path / "text.txt"
+    text.write_text("The foregoing indemnifying party shall give written notice of the foregoing.\n" * 40)
+    terms = tmp_path / "terms.txt"
+    terms.write_text("indemnifying party\nforegoing\n")
+    tok = run_train(TokenizerTrainConfig.build(inputs=[text], out_dir=tmp_path / "tok", algorithm="wordpiece",
+                                               vocab_size=400, terms=[terms], show_progress=False))  # fmt: skip
+    ev = {"tokenizer_path": str(tok), "reference_path": str(default_reference()),
+          "results": {"reference": {"most_broken_terms": {"foregoing": 2, "indemnifying party": 1}}}}  # fmt: skip
+    rows = {r["term"]: r for r in _term_table([ev])}
+    assert rows["foregoing"]["domain"] == ["foregoing"]  # the byte-level spelling was "âĸģforegoing"
+    assert rows["indemnifying party"]["domain"] == ["indemnifying party"]
+    assert rows["indemnifying party"]["general"] == ["ind", "em", "ni", "fying", "party"]  # no "##"
