@@ -54,9 +54,12 @@ def key_metrics(config: ReportConfig, evals, teacher, student) -> list[dict]:
         out.append({"metric": name, "value": value, "threshold": threshold,
                     "status": "n/a" if ok is None else ("pass" if ok else "fail"), "detail": detail})  # fmt: skip
 
-    cov = evals[0]["results"]["tokenizer"].get("whole_word_coverage") if evals else None
-    add("vocabulary coverage (whole words that are one token)", cov, f"≥ {config.min_coverage:.0%}",
-        None if cov is None else cov >= config.min_coverage)  # fmt: skip
+    result = evals[0]["results"]["tokenizer"] if evals else {}
+    if (result.get("han_chars") or 0) > (result.get("words") or 0):  # Chinese text: characters, not jieba words
+        cov, name = result.get("han_char_coverage"), "vocabulary coverage (Chinese characters with their own token)"
+    else:
+        cov, name = result.get("whole_word_coverage"), "vocabulary coverage (whole words that are one token)"
+    add(name, cov, f"≥ {config.min_coverage:.0%}", None if cov is None else cov >= config.min_coverage)
     ratio = student.size_mb / teacher.size_mb if teacher and student and teacher.size_mb and student.size_mb else None
     add("compression (student size / teacher size)", None if ratio is None else round(ratio, 4),
         f"≤ 1/{1 / config.max_size_ratio:.0f}", None if ratio is None else ratio <= config.max_size_ratio,

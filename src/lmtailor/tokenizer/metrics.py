@@ -4,7 +4,9 @@
   words are counted for every tokenizer. Whole-word coverage is the share of running words encoded as exactly one
   token; tokens per word counts every token overlapping a word.
 - Chinese is measured per Han character: tokens overlapping at least one Han character (whitespace-only tokens
-  excluded), divided by Han characters.
+  excluded), divided by Han characters. Han character coverage is the share of Han characters inside a token of
+  the vocabulary (not [UNK], not byte fallback): Chinese's counterpart of whole-word coverage, which would count
+  jieba words and so penalise a character-level vocabulary for a choice, not a gap.
 - Unknown tokens and byte-fallback tokens are counted over all tokens.
 - Term integrity: each occurrence of a glossary term (leftmost-longest, see `TermMatcher`) is intact when exactly one
   token overlaps it and that token is the term (it may also carry the space before the term, nothing else).
@@ -40,6 +42,7 @@ class TokenizerStats:
     word_tokens: int = 0
     han_chars: int = 0
     han_tokens: int = 0
+    han_covered: int = 0
     term_occurrences: int = 0
     terms_intact: int = 0
     broken_terms: dict[str, int] = field(default_factory=dict)
@@ -60,6 +63,7 @@ class TokenizerStats:
             "tokens_per_char": rate(self.tokens, self.chars),
             "han_chars": self.han_chars,
             "tokens_per_han_char": rate(self.han_tokens, self.han_chars),
+            "han_char_coverage": rate(self.han_covered, self.han_chars),
             "unk_rate": rate(self.unk, self.tokens),
             "byte_fallback_rate": rate(self.byte_fallback, self.tokens),
             "term_occurrences": self.term_occurrences,
@@ -120,6 +124,11 @@ class TokenizerProbe:
         s.han_tokens += sum(
             1 for i, (a, b) in zip(ids, spans, strict=True) if i not in self.blank_ids and any(han[a:b])
         )
+        covered = [False] * len(text)
+        for i, (a, b) in zip(ids, spans, strict=True):
+            if i != self.unk_id and i not in self.byte_ids:
+                covered[a:b] = [True] * (b - a)
+        s.han_covered += sum(1 for h, c in zip(han, covered, strict=True) if h and c)
 
     @staticmethod
     def _terms(occ: list[tuple[int, int, str]], spans: list[tuple[int, int]], text: str, s: TokenizerStats) -> None:

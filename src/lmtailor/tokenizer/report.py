@@ -12,6 +12,7 @@ ROWS = [
     ("tokens_per_word", "tokens per word", "{:.3f}"),
     ("tokens_per_char", "tokens per character", "{:.3f}"),
     ("tokens_per_han_char", "tokens per Chinese character", "{:.3f}"),
+    ("han_char_coverage", "Chinese characters in the vocabulary", "{:.2%}"),
     ("unk_rate", "[UNK] rate", "{:.4%}"),
     ("byte_fallback_rate", "byte-fallback rate", "{:.4%}"),
     ("term_integrity", "term integrity", "{:.2%}"),

@@ -113,3 +113,13 @@ def test_term_table_shows_the_text_of_each_token_for_a_byte_level_tokenizer(tmp_
     assert rows["foregoing"]["domain"] == ["foregoing"]  # the byte-level spelling was "âĸģforegoing"
     assert rows["indemnifying party"]["domain"] == ["indemnifying party"]
     assert rows["indemnifying party"]["general"] == ["ind", "em", "ni", "fying", "party"]  # no "##"
+
+
+def test_coverage_of_chinese_text_is_measured_on_characters(folders: list[Path], tmp_path: Path) -> None:
+    ev = json.loads((folders[0] / "eval.json").read_text())
+    ev["results"]["tokenizer"].update(words=121, han_chars=7335, whole_word_coverage=0.18, han_char_coverage=0.993)
+    (folders[0] / "eval.json").write_text(json.dumps(ev))
+    out = run_report(ReportConfig(inputs=folders, out_dir=tmp_path / "report", show_progress=False))
+    [cov] = [m for m in json.loads((out / "report.json").read_text())["key_metrics"] if "coverage" in m["metric"]]
+    assert cov["metric"] == "vocabulary coverage (Chinese characters with their own token)"
+    assert (cov["value"], cov["status"]) == (0.993, "pass")

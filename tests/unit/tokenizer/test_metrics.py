@@ -22,6 +22,17 @@ def test_known_answer_metrics():
     assert r["tokens_per_word"] == 1.25  # (1 + 2 + 1 + 1) / 4
     assert r["unk_rate"] == round(2 / 7, 4)
     assert r["han_chars"] == 6 and r["tokens_per_han_char"] == round(1 / 6, 4)
+    assert r["han_char_coverage"] == 0.0  # all six sit in the [UNK]
     # force majeure: 3 tokens (broken); applies: intact; 心肌梗死 sits inside one [UNK] that is wider than the term.
     assert r["term_occurrences"] == 3 and r["term_integrity"] == round(1 / 3, 4)
     assert r["most_broken_terms"] == {"force majeure": 1, "心肌梗死": 1}
+
+
+def test_han_character_coverage_counts_characters_outside_unk_and_byte_fallback():
+    vocab = {t: i for i, t in enumerate(["[UNK]", "<0xE9>", "<0x80>", "<0x9B>", "心肌梗死", "患", "者"])}
+    tok = Tokenizer(models.BPE(vocab, [], unk_token="[UNK]", byte_fallback=True))
+    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")  # one character a pre-token
+    [r] = measure({"bpe": tok}, [["心肌梗死患者逛"]], None).values()
+    # One character a pre-token, no merges: 心 肌 梗 死 are not tokens and their bytes are not either -> [UNK];
+    # 患 and 者 are tokens; 逛 becomes its three byte tokens. Covered: 患 and 者.
+    assert r["han_chars"] == 7 and r["han_char_coverage"] == round(2 / 7, 4)
