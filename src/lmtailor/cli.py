@@ -331,7 +331,10 @@ def build_cmd(
     set_vars: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe variable: name=value.")] = None,
     start: Annotated[str | None, typer.Option("--from", help="Start at this stage (reuse earlier outputs).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Stop after this stage.")] = None,
-    force: Annotated[list[str] | None, typer.Option("--force", help="Rerun this stage even if up to date.")] = None,
+    force: Annotated[
+        list[str] | None,
+        typer.Option("--force", help="Rerun this stage, and the stages that read it, even if up to date."),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and list the stages; run nothing.")] = False,
     progress: ProgressOpt = True,
 ) -> None:

@@ -78,7 +78,11 @@ def _select(recipe: Recipe, start: str | None, until: str | None, force: list[st
 
 def run_build(recipe: Recipe, start: str | None = None, until: str | None = None, force: list[str] | None = None,
               show_progress: bool = True, echo=None) -> list[StageResult]:  # fmt: skip
-    """Run (or skip) every stage from `start` to `until`; `force` reruns the named stages even if up to date."""
+    """Run (or skip) every stage from `start` to `until`; `force` reruns the named stages even if up to date.
+
+    A stage that reads the output of a stage that ran in this build runs too, even when its key is unchanged: a
+    forced stage may write a different output from the same config (a newer lmtailor, a nondeterministic step).
+    """
     force = force or []
     first, last = _select(recipe, start, until, force)
     echo = echo or (lambda msg: log.info("%s", msg))
@@ -88,6 +92,7 @@ def run_build(recipe: Recipe, start: str | None = None, until: str | None = None
     produced = {s.name: str(s.config.out_dir) for s in recipe.stages}
     keys: dict[str, str] = {}
     results: list[StageResult] = []
+    ran: set[str] = set()
     total = last - first + 1
     for i, stage in enumerate(recipe.stages):
         keys[stage.name] = key = stage_key(stage, produced, keys)
@@ -98,7 +103,7 @@ def run_build(recipe: Recipe, start: str | None = None, until: str | None = None
         n = i - first + 1
         previous = state.get(stage.name, {})
         fresh = previous.get("key") == key and (out / "lmtailor.json").is_file()
-        if fresh and stage.name not in force:
+        if fresh and stage.name not in force and not ran.intersection(stage.deps):
             echo(f"[{n}/{total}] {stage.name} ({stage.kind}): up to date, {out}")
             results.append(StageResult(stage.name, "cached", 0.0, out))
             continue
@@ -118,6 +123,7 @@ def run_build(recipe: Recipe, start: str | None = None, until: str | None = None
         state[stage.name] = {"key": key, "seconds": round(seconds, 1), "out_dir": str(out), "kind": stage.kind}
         write_json(state_path, state)
         results.append(StageResult(stage.name, "ran", seconds, out))
+        ran.add(stage.name)
     return results
 
 
