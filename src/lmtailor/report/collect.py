@@ -209,3 +209,11 @@ def tokenizer_evals(folders: list[Folder]) -> list[dict]:
         if data:
             out.append({"name": f.name, **data})
     return out
+
+
+def coverage_key(result: dict) -> tuple[str, str]:
+    """The coverage measure of a tokenizer evaluation: of Chinese characters for Chinese text (jieba words would
+    score a character vocabulary near 0), of whole words otherwise; as (key in the results, what it measures)."""
+    if (result.get("han_chars") or 0) > (result.get("words") or 0):
+        return "han_char_coverage", "Chinese characters with their own token"
+    return "whole_word_coverage", "whole words that are one token"

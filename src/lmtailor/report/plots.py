@@ -3,6 +3,8 @@ the folders hold nothing to plot."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -10,10 +12,48 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib import font_manager
+from matplotlib.ft2font import FT2Font
 
-from lmtailor.report.collect import ModelRow
+from lmtailor.report.collect import ModelRow, coverage_key
 
 _DPI = 110
+# Fonts with Chinese glyphs that matplotlib falls back to, glyph by glyph, when one is installed (DejaVu Sans, its
+# default, has none: a Chinese class name would be drawn as boxes).
+_CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
+              "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")  # fmt: skip
+
+
+@functools.cache
+def _fonts() -> tuple[list[str], frozenset[int]]:
+    """The font family list the figures use, and the code points those fonts can draw."""
+    by_name = {f.name: f.fname for f in font_manager.fontManager.ttflist}
+    names = ["DejaVu Sans", *(n for n in _CJK_FONTS if n in by_name)]
+    chars: set[int] = set()
+    for name in names:
+        path = by_name.get(name) or font_manager.findfont(name)
+        try:
+            chars.update(FT2Font(path).get_charmap())
+        except (OSError, RuntimeError):  # an unreadable font file draws nothing; its glyphs are not counted
+            continue
+    return names, frozenset(chars)
+
+
+def drawable(labels: list[str]) -> bool:
+    """Whether the installed fonts can draw every character of these labels."""
+    chars = _fonts()[1]
+    return all(ord(c) in chars for label in labels for c in label if not c.isspace())
+
+
+def _styled(fn: Callable) -> Callable:
+    """Draw with the CJK fallback fonts (rc_context: the user's own matplotlib settings are left alone)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context({"font.family": _fonts()[0]}):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _save(fig, path: Path) -> Path:
@@ -23,6 +63,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+@_styled
 def size_vs_metric(rows: list[ModelRow], teacher: ModelRow | None, path: Path) -> Path | None:
     pts = [r for r in rows if r.size_mb and r.metric is not None]
     if not pts:
@@ -45,6 +86,7 @@ def size_vs_metric(rows: list[ModelRow], teacher: ModelRow | None, path: Path) -
     return _save(fig, path)
 
 
+@_styled
 def latency_bars(rows: list[ModelRow], path: Path) -> Path | None:
     pts = [r for r in rows if r.p50_ms is not None]
     if not pts:
@@ -62,6 +104,7 @@ def latency_bars(rows: list[ModelRow], path: Path) -> Path | None:
     return _save(fig, path)
 
 
+@_styled
 def loss_curves(curves: dict[str, list[tuple[float, float]]], path: Path) -> Path | None:
     if not curves:
         return None
@@ -75,6 +118,7 @@ def loss_curves(curves: dict[str, list[tuple[float, float]]], path: Path) -> Pat
     return _save(fig, path)
 
 
+@_styled
 def per_class_f1(teacher: ModelRow | None, student: ModelRow | None, path: Path) -> Path | None:
     if not teacher or not teacher.per_class:
         return None
@@ -84,7 +128,8 @@ def per_class_f1(teacher: ModelRow | None, student: ModelRow | None, path: Path)
     ax.barh([i - 0.2 for i in y], [teacher.per_class[c] or 0 for c in labels], height=0.4, label=teacher.name)
     if student and student.per_class:
         ax.barh([i + 0.2 for i in y], [student.per_class.get(c) or 0 for c in labels], height=0.4, label=student.name)
-    ax.set_yticks(list(y), labels, fontsize=8)
+    # Class names no installed font can draw become their row numbers in the report's per-class table.
+    ax.set_yticks(list(y), labels if drawable(labels) else [str(i + 1) for i in y], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("test F1")
     ax.set_xlim(0, 1)
@@ -93,14 +138,16 @@ def per_class_f1(teacher: ModelRow | None, student: ModelRow | None, path: Path)
     return _save(fig, path)
 
 
+@_styled
 def tokenizer_bars(evals: list[dict], path: Path) -> Path | None:
     if not evals:
         return None
     ev = evals[0]["results"]
     names = list(ev)
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 2.6))
+    cov_key, what = coverage_key(ev[names[0]])
     for ax, key, label in ((axes[0], "tokens_per_word", "tokens per word (lower is better)"),
-                           (axes[1], "whole_word_coverage", "whole-word coverage (higher is better)")):  # fmt: skip
+                           (axes[1], cov_key, f"{what} (higher is better)")):  # fmt: skip
         values = [ev[n].get(key) or 0 for n in names]
         ax.bar([f"{n}\n({ev[n].get('vocab_size')} tokens)" for n in names], values, color=["#228833", "#bbbbbb"])
         ax.set_title(label, fontsize=9)

@@ -38,12 +38,13 @@ def _pick_student(rows: list[collect.ModelRow], teacher, path: Path | None):
     return scored[-1] if scored else None
 
 
-def _with_per_class(rows: list[collect.ModelRow], student):
-    """The final model, or (a quantised model has no per-class table) the last model before it that has one."""
+def _with_per_class(rows: list[collect.ModelRow], student, teacher=None):
+    """The final model, or (a quantised model has no per-class table) the last model before it that has one, the
+    teacher excepted (its scores are not the final model's)."""
     if student is None or student.per_class:
         return student
     before = rows[: next((i for i, r in enumerate(rows) if r.path == student.path), len(rows))]
-    return next((r for r in reversed(before) if r.per_class), None)
+    return next((r for r in reversed(before) if r.per_class and not (teacher and r.path == teacher.path)), None)
 
 
 def key_metrics(config: ReportConfig, evals, teacher, student) -> list[dict]:
@@ -55,10 +56,8 @@ def key_metrics(config: ReportConfig, evals, teacher, student) -> list[dict]:
                     "status": "n/a" if ok is None else ("pass" if ok else "fail"), "detail": detail})  # fmt: skip
 
     result = evals[0]["results"]["tokenizer"] if evals else {}
-    if (result.get("han_chars") or 0) > (result.get("words") or 0):  # Chinese text: characters, not jieba words
-        cov, name = result.get("han_char_coverage"), "vocabulary coverage (Chinese characters with their own token)"
-    else:
-        cov, name = result.get("whole_word_coverage"), "vocabulary coverage (whole words that are one token)"
+    key, what = collect.coverage_key(result)
+    cov, name = result.get(key), f"vocabulary coverage ({what})"
     add(name, cov, f"≥ {config.min_coverage:.0%}", None if cov is None else cov >= config.min_coverage)
     ratio = student.size_mb / teacher.size_mb if teacher and student and teacher.size_mb and student.size_mb else None
     add("compression (student size / teacher size)", None if ratio is None else round(ratio, 4),
@@ -118,6 +117,15 @@ def _img(path: Path | None, alt: str) -> str:
     return f'<figure><img alt="{text}" src="data:image/png;base64,{data}"><figcaption>{text}</figcaption></figure>'
 
 
+def _per_class_table(teacher, student) -> list[dict]:
+    """Per-class test F1 of the teacher and the final model, in the per-class figure's row order."""
+    if not teacher or not teacher.per_class:
+        return []
+    theirs = student.per_class if student else {}
+    return [{"n": i + 1, "class": c, "teacher": teacher.per_class[c], "student": theirs.get(c)}
+            for i, c in enumerate(sorted(teacher.per_class))]  # fmt: skip
+
+
 def _fmt(v, digits: int = 4) -> str:
     if v is None:
         return "–"
@@ -175,6 +183,11 @@ def render_html(config: ReportConfig, data: dict, figures: dict[str, Path | None
         f'</td><td class="num">{t["broken_occurrences"]}</td></tr>'
         for t in data["terms"]
     )
+    per_class = "".join(
+        f'<tr><td class="num">{r["n"]}</td><td>{html.escape(r["class"])}</td><td class="num">{_fmt(r["teacher"])}'
+        f'</td><td class="num">{_fmt(r["student"])}</td></tr>'
+        for r in data["per_class"]
+    )
     examples = "".join(
         f'<div class="ex"><div class="muted">{html.escape(e["text"][:300])}</div><div>domain: '
         f"{_tokens_html(e['tokenizer'][:60])}</div><div>general: {_tokens_html(e['reference'][:60])}</div></div>"
@@ -192,8 +205,11 @@ def render_html(config: ReportConfig, data: dict, figures: dict[str, Path | None
         "<h2>Training</h2>",
         _img(figures.get("loss"), "training loss curves"),
         _img(figures.get("per_class"), "per-class F1: teacher and final model"),
+        (f"<details><summary>per-class test F1, {len(data['per_class'])} classes (the numbers of the figure's rows)"
+         "</summary><table><tr><th>#</th><th>class</th><th>teacher</th><th>final model</th></tr>"
+         f"{per_class}</table></details>") if per_class else "",
         "<h2>Tokenizer</h2>",
-        _img(figures.get("tokenizer"), "tokens per word and whole-word coverage against the general tokenizer"),
+        _img(figures.get("tokenizer"), "tokens per word and coverage against the general tokenizer"),
         ("<h3>Domain terms: kept whole by the domain tokenizer, split by the general one</h3><table><tr><th>term</th>"
          f"<th>domain tokenizer</th><th>general tokenizer</th><th>broken occurrences</th></tr>{terms}</table>")
         if terms else "",
@@ -222,6 +238,10 @@ def render_markdown(config: ReportConfig, data: dict, figures: dict[str, Path | 
     if data["terms"]:
         lines += ["", "## Domain terms", "", "| term | domain tokenizer | general tokenizer |", "|---|---|---|"]
         lines += [f"| {t['term']} | {' · '.join(t['domain'])} | {' · '.join(t['general'])} |" for t in data["terms"]]
+    if data["per_class"]:
+        lines += ["", "## Per-class test F1", "", "| # | class | teacher | final model |", "|---:|---|---:|---:|"]
+        lines += [f"| {r['n']} | {r['class']} | {_fmt(r['teacher'])} | {_fmt(r['student'])} |"
+                  for r in data["per_class"]]  # fmt: skip
     lines += ["", "## Figures", ""]
     lines += [f"![{name}](plots/{p.name})" for name, p in figures.items() if p is not None]
     return "\n".join(lines) + "\n"
@@ -244,11 +264,12 @@ def run_report(config: ReportConfig) -> Path:
             out.add_input(f"folder[{i}]", f.path, hash_content=False)
         plot_dir = out.dir / "plots"
         plot_dir.mkdir()
+        per_class_student = _with_per_class(rows, student, teacher)
         figures = {
             "size_vs_metric": plots.size_vs_metric(rows, teacher, plot_dir / "size_vs_metric.png"),
             "latency": plots.latency_bars(rows, plot_dir / "latency.png"),
             "loss": plots.loss_curves(collect.curves(folders), plot_dir / "loss.png"),
-            "per_class": plots.per_class_f1(teacher, _with_per_class(rows, student), plot_dir / "per_class_f1.png"),
+            "per_class": plots.per_class_f1(teacher, per_class_student, plot_dir / "per_class_f1.png"),
             "tokenizer": plots.tokenizer_bars(evals, plot_dir / "tokenizer.png"),
         }
         data = {
@@ -259,6 +280,7 @@ def run_report(config: ReportConfig) -> Path:
             "key_metrics": key_metrics(config, evals, teacher, student),
             "ledger": _ledger(rows, teacher),
             "terms": _term_table(evals),
+            "per_class": _per_class_table(teacher, per_class_student),
             "examples": evals[0].get("examples", []) if evals else [],
             "tokenizer": _tokenizer_summary(evals),
         }

@@ -123,3 +123,39 @@ def test_coverage_of_chinese_text_is_measured_on_characters(folders: list[Path],
     [cov] = [m for m in json.loads((out / "report.json").read_text())["key_metrics"] if "coverage" in m["metric"]]
     assert cov["metric"] == "vocabulary coverage (Chinese characters with their own token)"
     assert (cov["value"], cov["status"]) == (0.993, "pass")
+
+
+def test_per_class_table_known_answers(folders: list[Path], tmp_path: Path) -> None:
+    out = run_report(ReportConfig(inputs=folders, out_dir=tmp_path / "report", show_progress=False))
+    data = json.loads((out / "report.json").read_text())
+    # The student (an ONNX folder) has no per-class scores of its own: the column stays empty, not the teacher's.
+    assert data["per_class"] == [{"n": 1, "class": "a", "teacher": 0.95, "student": None},
+                                 {"n": 2, "class": "b", "teacher": 0.85, "student": None}]  # fmt: skip
+    assert "<td>b</td><td class=\"num\">0.85</td>" in (out / "report.html").read_text()
+    assert "| 2 | b | 0.85 | – |" in (out / "report.md").read_text()
+
+
+def test_class_names_no_font_can_draw_become_row_numbers(tmp_path: Path, monkeypatch) -> None:
+    import warnings
+
+    from lmtailor.report import plots
+    from lmtailor.report.collect import ModelRow
+
+    teacher = ModelRow(name="teacher", path=tmp_path, stage="finetune-cls", per_class={"盗窃": 0.9, "诈骗": 0.8})
+    drawn = {}
+
+    def keep(fig, path):
+        drawn["ticks"] = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        fig.savefig(path)
+        plots.plt.close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    with warnings.catch_warnings():  # whatever fonts this machine has, no glyph is drawn as a box
+        warnings.filterwarnings("error", message="Glyph .* missing")
+        plots.per_class_f1(teacher, None, tmp_path / "a.png")
+    assert drawn["ticks"] == (["盗窃", "诈骗"] if plots.drawable(["盗窃诈骗"]) else ["1", "2"])
+    monkeypatch.setattr(plots, "_fonts", lambda: (["DejaVu Sans"], frozenset(map(ord, "abc"))))
+    assert plots.drawable(["a b", "c"]) and not plots.drawable(["a", "盗窃"])
+    plots.per_class_f1(teacher, None, tmp_path / "b.png")
+    assert drawn["ticks"] == ["1", "2"]
