@@ -131,7 +131,7 @@ def test_per_class_table_known_answers(folders: list[Path], tmp_path: Path) -> N
     # The student (an ONNX folder) has no per-class scores of its own: the column stays empty, not the teacher's.
     assert data["per_class"] == [{"n": 1, "class": "a", "teacher": 0.95, "student": None},
                                  {"n": 2, "class": "b", "teacher": 0.85, "student": None}]  # fmt: skip
-    assert "<td>b</td><td class=\"num\">0.85</td>" in (out / "report.html").read_text()
+    assert '<td>b</td><td class="num">0.85</td>' in (out / "report.html").read_text()
     assert "| 2 | b | 0.85 | – |" in (out / "report.md").read_text()
 
 
