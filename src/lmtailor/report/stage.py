@@ -38,7 +38,7 @@ def _pick_student(rows: list[collect.ModelRow], teacher, path: Path | None):
     return scored[-1] if scored else None
 
 
-def _with_per_class(rows: list[collect.ModelRow], student, teacher=None):
+def _with_per_class(rows: list[collect.ModelRow], student, teacher):
     """The final model, or (a quantised model has no per-class table) the last model before it that has one, the
     teacher excepted (its scores are not the final model's)."""
     if student is None or student.per_class:
