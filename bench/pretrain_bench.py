@@ -3,8 +3,9 @@
     .venv/bin/python bench/pretrain_bench.py --task legal-en --teacher /tmp/finetune-ls/cuad [--minutes 45]
         corpus (CUAD contracts) → mined terms → 8k WordPiece domain tokenizer → `mini` pretrained for --minutes
         → distilled from the fine-tuned MiniLM teacher on the CUAD clauses → test accuracy, parameters of both.
-        [--dropout 0] [--distill-epochs 12] [--unlabelled 8000: contract paragraphs the teacher labels for the
-        student] [--reuse-mlm: distil the model already pretrained in --work] [--tag _v2: results file suffix]
+        [--dropout 0] [--mask 0.25] [--mlm-out mini-mlm-m25: its folder in --work] [--distill-epochs 12]
+        [--unlabelled 8000: contract paragraphs the teacher labels for the student]
+        [--reuse-mlm: distil the model already pretrained in --work] [--tag _v2: results file suffix]
     .venv/bin/python bench/pretrain_bench.py --task levers [--minutes 8]
         the pretraining levers (dropout 0, 25% masking, batch 16) against the 45-minute run's setting, each `mini`
         pretrained for the same --minutes, scored by the held-out MLM loss on contracts/dev.
@@ -13,6 +14,9 @@
         length, masking rate), each in its own process, alternated, in one run.
     .venv/bin/python bench/pretrain_bench.py --task memory
         peak RSS of `lmtailor pretrain` (fixed steps) on a corpus and on the same corpus grown 10×.
+    .venv/bin/python bench/pretrain_bench.py --task data [--baseline-src /tmp/old/src]
+        tokens/s of the masked block stream alone (what feeds a GPU) with 0 and 2 DataLoader workers, and of an
+        older checkout's single-process stream in the same run.
 
 Work folders live under --work (default /tmp/pretrain-bench); nothing is downloaded.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -86,20 +91,23 @@ def bench_legal_en(
     distill_epochs: float = 6,
     unlabelled: int = 0,
     reuse_mlm: bool = False,
+    mask: float = 0.15,
+    mlm_out: str = "mini-mlm",
 ) -> dict:
-    """`dropout`: of the pretraining (None: the preset's 0.1); `unlabelled`: contract paragraphs from the pretraining
+    """`dropout`: of the pretraining (None: the preset's 0.1); `mask`: its masking rate; `mlm_out`: the folder in
+    `work` it writes (or reuses); `unlabelled`: contract paragraphs from the pretraining
     corpus whose teacher predictions the student also learns (0: the labelled clauses only); `reuse_mlm`: distil the
     model an earlier run pretrained in `work` instead of pretraining again."""
     from lmtailor.train.distill import DistillConfig, run_distill
 
     corpus, dev, tok = _domain_tokenizer(work, vocab)
-    mlm = work / "mini-mlm"
+    mlm = work / mlm_out
     if not (reuse_mlm and (mlm / "pretrain_report.json").exists()):
-        _pretrain_legal_en(work, corpus, tok, minutes, dropout)
+        _pretrain_legal_en(work, corpus, tok, minutes, dropout, mlm_out, mask=mask)
     mlm_report = json.loads((mlm / "pretrain_report.json").read_text())
     held_out = _held_out(mlm, dev)
     clauses = DATA / "en-legal" / "cuad" / "clauses"
-    student = work / "mini-distilled"
+    student = work / f"{mlm_out}-distilled"
     extra = {"unlabelled": [corpus], "max_unlabelled": unlabelled} if unlabelled else {}
     run_distill(DistillConfig.build(task="cls", train=clauses / "train.jsonl", dev=clauses / "dev.jsonl",
                                     test=clauses / "test.jsonl", teacher=str(teacher), model=str(mlm), out_dir=student,
@@ -108,7 +116,7 @@ def bench_legal_en(
     report = json.loads((student / "finetune_report.json").read_text())
     teacher_report = json.loads((teacher / "finetune_report.json").read_text())
     return {
-        "machine": _machine(), "minutes": minutes, "vocab": vocab, "pretrain_dropout": dropout,
+        "machine": _machine(), "minutes": minutes, "vocab": vocab, "pretrain_dropout": dropout, "mlm_probability": mask,
         "distill_epochs": distill_epochs, "unlabelled": unlabelled, "pretrain": mlm_report,
         "held_out_dev_mlm": held_out,
         "student": {"dev": report.get("dev"), "test": report.get("test"), "train_seconds": report["train_seconds"],
@@ -282,9 +290,50 @@ def bench_memory(work: Path) -> dict:
     return {"machine": _machine(), "steps": 60, "batch": 32, "seq_len": 128, **rows}
 
 
+# --- data: the stream alone, the data side of a GPU run --------------------------------------------------------
+
+DATA_ONE = r"""
+import json, sys, time, torch
+from pathlib import Path
+from transformers import AutoTokenizer
+from lmtailor.train.pretrain import PretrainConfig, make_stream
+corpus, tok_dir, workers, batches = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+cfg = PretrainConfig.build(corpus=[corpus], preset="mini", tokenizer=tok_dir, out_dir=sys.argv[5], eval_split=None,
+                           show_progress=False)
+stream = make_stream(cfg, AutoTokenizer.from_pretrained(str(tok_dir)), "train", None, tok_dir)
+it = iter(torch.utils.data.DataLoader(stream, batch_size=32, num_workers=workers))
+for _ in range(5):  # the shuffle buffers fill, the workers start
+    next(it)
+t0 = time.perf_counter()
+for _ in range(batches):
+    next(it)
+print(json.dumps({"tokens_per_second": batches * 32 * cfg.seq_len / (time.perf_counter() - t0)}))
+"""
+
+
+def bench_data(work: Path, baseline_src: Path | None, batches: int = 300, rounds: int = 2) -> dict:
+    """Tokens/s of the masked block stream alone (batch 32 x 128, no model) through a DataLoader with 0 and 2
+    workers; with `baseline_src` (an older checkout's src/), that code's single-process stream in the same run."""
+    corpus, _, tok = _domain_tokenizer(work, 8000)
+    script = work / "data_one.py"
+    script.write_text(DATA_ONE, encoding="utf-8")
+    arms = [("this code, 0 workers", None, 0), ("this code, 2 workers", None, 2)]
+    if baseline_src:
+        arms.insert(0, ("baseline, 0 workers", baseline_src, 0))
+    rows: dict[str, list[float]] = {name: [] for name, _, _ in arms}
+    for _ in range(rounds):
+        for name, src, workers in arms:
+            env = {**os.environ, **({"PYTHONPATH": str(src)} if src else {})}
+            cmd = [sys.executable, str(script), str(corpus), str(tok), str(workers), str(batches), str(work / "unused")]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+            rows[name].append(round(json.loads(proc.stdout.strip().splitlines()[-1])["tokens_per_second"]))
+    return {"machine": _machine(), "batches": batches, "batch": 32, "seq_len": 128, "tokens_per_second": rows,
+            "baseline_src": str(baseline_src) if baseline_src else None}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--task", required=True, choices=["legal-en", "levers", "speed", "speed-one", "memory"])
+    ap.add_argument("--task", required=True, choices=["legal-en", "levers", "speed", "speed-one", "memory", "data"])
     ap.add_argument("--work", type=Path, default=Path("/tmp/pretrain-bench"))
     ap.add_argument("--teacher", type=Path, default=Path("/tmp/finetune-ls/cuad"))
     ap.add_argument("--minutes", type=float, default=45.0)
@@ -292,15 +341,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--dropout", type=float, default=None, help="legal-en: pretraining dropout (default: 0.1)")
+    ap.add_argument("--mask", type=float, default=0.15, help="legal-en: pretraining masking rate")
+    ap.add_argument("--mlm-out", default="mini-mlm", help="legal-en: folder in --work of the pretrained model")
     ap.add_argument("--distill-epochs", type=float, default=6)
     ap.add_argument("--unlabelled", type=int, default=0, help="legal-en: contract paragraphs added to distillation")
     ap.add_argument("--reuse-mlm", action="store_true", help="legal-en: distil the model pretrained in --work")
     ap.add_argument("--tag", default="", help="suffix of the results file name")
+    ap.add_argument("--baseline-src", type=Path, default=None, help="data: an older checkout's src/ to compare")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.task == "legal-en":
         result = bench_legal_en(args.work, args.teacher, args.minutes, args.vocab, args.dropout, args.distill_epochs,
-                                args.unlabelled, args.reuse_mlm)  # fmt: skip
+                                args.unlabelled, args.reuse_mlm, args.mask, args.mlm_out)  # fmt: skip
         _save(f"pretrain_legal_en{args.tag}.json", result)
     elif args.task == "levers":
         _save("pretrain_levers.json", bench_levers(args.work, args.minutes, args.vocab))
@@ -310,6 +362,8 @@ def main() -> None:
         _, _, tok = _domain_tokenizer(args.work, 8000)
         rate = _lmtailor_rate(args.work / "corpus", tok, args.work, args.steps, args.batch)
         print(json.dumps({"tokens_per_second": rate}))
+    elif args.task == "data":
+        _save("pretrain_data.json", bench_data(args.work, args.baseline_src))
     else:
         _save("pretrain_memory.json", bench_memory(args.work))
 

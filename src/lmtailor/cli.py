@@ -385,6 +385,7 @@ def pretrain_cmd(
                                                                 help="Recompute activations to save memory.")] = None,
     save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
     profile: Annotated[int | None, typer.Option(help="Profile N steps (profile.txt).")] = None,
+    data_workers: Annotated[int | None, typer.Option(help="Data processes (default 0 on CPU, CPUs-1 per GPU).")] = None,
     resume: ResumeOpt = None,
     config: ConfigOpt = None, overwrite: OverwriteOpt = None, seed: SeedOpt = None, progress: ProgressOpt = True,
 ) -> None:  # fmt: skip
@@ -394,7 +395,7 @@ def pretrain_cmd(
         tokenizer=tokenizer, terms=_paths(terms), masking=masking, seq_len=seq_len, steps=steps,
         max_minutes=max_minutes, batch_size=batch_size, grad_accum=grad_accum, lr=lr, precision=precision,
         scheduler=scheduler, gradient_checkpointing=gradient_checkpointing, save_every=save_every, profile=profile,
-        resume=resume, overwrite=overwrite, seed=seed, show_progress=progress,
+        data_workers=data_workers, resume=resume, overwrite=overwrite, seed=seed, show_progress=progress,
     )  # fmt: skip
     if int(os.environ.get("RANK", "0")) == 0:
         typer.echo((out_dir / "pretrain_report.json").read_text(encoding="utf-8"))

@@ -203,6 +203,20 @@ def test_resume_with_other_settings_is_refused(domain, tmp_path: Path) -> None:
     assert (ckpt / "run.json").is_file()  # the old checkpoints are kept for a correct resume
 
 
+def test_data_workers_feed_the_trainer_deterministically_and_must_match_on_resume(domain, tmp_path: Path) -> None:
+    """Two DataLoader workers (what a GPU run gets by default): the same weights twice, and a resume that would
+    change the workers, and with them the data order, is refused."""
+    kw = {"steps": 10, "save_every": 5, "data_workers": 2}
+    a = run_pretrain(PretrainConfig(**_config(domain, tmp_path / "a", **kw)))
+    b = run_pretrain(PretrainConfig(**_config(domain, tmp_path / "b", keep_checkpoints=True, **kw)))
+    assert json.loads((a / "pretrain_report.json").read_text())["data_workers"] == 2
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    with pytest.raises(ConfigError, match="data_workers"):
+        run_pretrain(PretrainConfig(**_config(domain, tmp_path / "b", **{**kw, "data_workers": 0}, resume=True,
+                                              overwrite=True)))  # fmt: skip
+
+
 def test_cli_pretrain_and_plan(domain, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -10,6 +10,10 @@
 - **Masking** is drawn per block from a generator seeded by (seed, pass, block number), not from a global RNG. The
   stream is therefore a pure function of its inputs: a resumed run skips to the same place and sees the same masks,
   and one process with batch 2B sees exactly what two processes with batch B see (the tests rely on both).
+- **Workers**: in a DataLoader with W worker processes, worker w tokenises, packs, shuffles and masks only the
+  tokenizer chunks k with k mod W = w, so W workers feed a GPU W times faster than one process, and together they
+  cover the corpus once per pass. The stream is still a pure function of its inputs and W (the DataLoader takes
+  batches from the workers in turn); W = 1 is exactly the single-process stream.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class UnitSplitter:
         if start >= end:
             return []
         piece = text[start:end]
+        if not HAN_RE.search(piece):  # the common case: one regex pass, no per-word script check
+            return [(start + m.start(), start + m.end()) for m in _WORD.finditer(piece)]
         out: list[tuple[int, int]] = []
         for m in _WORD.finditer(piece):
             if HAN_RE.search(m.group()):
@@ -74,17 +80,31 @@ class UnitSplitter:
         return [self.spans(t, occ) for t, occ in zip(texts, found, strict=True)]
 
 
+# Whether each code point up to U+3000 is a space to str.isspace() (none above is); index U+3001 stands for all above.
+_IS_SPACE = np.array([chr(c).isspace() for c in range(0x3002)], dtype=bool)
+
+
 def token_units(offsets: Sequence[tuple[int, int]], text: str, units: list[tuple[int, int]]) -> list[int]:
     """For each token (char offsets), the index of the unit holding its first non-space character; -1 for none."""
-    starts = np.array([s for s, _ in units], dtype=np.int64)
-    ends = np.array([e for _, e in units], dtype=np.int64)
-    out = []
-    for s, e in offsets:
-        while s < e and text[s].isspace():
-            s += 1
-        i = int(np.searchsorted(starts, s, side="right")) - 1
-        out.append(i if i >= 0 and s < ends[i] else -1)
-    return out
+    if not len(offsets):
+        return []
+    off = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    starts, ends = off[:, 0], off[:, 1]
+    n = len(text)
+    if n:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        # next_char[i]: the first non-space position at or after i (n where none), by a reversed running minimum.
+        positions = np.where(_IS_SPACE[np.minimum(codes, 0x3001)], n, np.arange(n))
+        next_char = np.append(np.minimum.accumulate(positions[::-1])[::-1], n)
+        first = next_char[np.clip(starts, 0, n)]
+    else:
+        first = starts
+    unit_starts = np.array([s for s, _ in units], dtype=np.int64)
+    unit_ends = np.array([e for _, e in units], dtype=np.int64)
+    i = np.searchsorted(unit_starts, first, side="right") - 1
+    ok = (first < ends) & (i >= 0)
+    ok[ok] &= first[ok] < unit_ends[i[ok]]
+    return np.where(ok, i, -1).tolist()
 
 
 @dataclass(frozen=True)
@@ -106,17 +126,26 @@ def mask_block(ids: np.ndarray, units: np.ndarray, spec: MaskingSpec, rng: np.ra
     chosen = np.zeros(n, dtype=bool)
     if spec.whole_units:
         # Block-local unit ids: a unit cut by a block edge is masked only on this side.
-        keys = np.where(candidates, units, -1)
-        uniq, sizes = np.unique(keys[keys >= 0], return_counts=True)
-        selected, picked = [], 0
-        for i in rng.permutation(len(uniq)):
-            if picked + sizes[i] > budget and picked > 0:
+        where = np.flatnonzero(candidates)
+        keys = units[where]
+        if len(keys) and np.all(keys[1:] >= keys[:-1]):  # the stream's blocks: unit ids never decrease
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+            sizes = np.diff(np.r_[starts, len(keys)])
+            group = np.cumsum(np.r_[True, keys[1:] != keys[:-1]]) - 1
+        else:  # any other order: the same groups, sorted by unit id
+            _, group, sizes = np.unique(keys, return_inverse=True, return_counts=True)
+            group = group.reshape(-1)
+        take = np.zeros(len(sizes), dtype=bool)
+        picked = 0
+        for i in rng.permutation(len(sizes)):
+            size = int(sizes[i])
+            if picked + size > budget and picked > 0:
                 continue  # a unit that would overshoot is skipped; a smaller one may still fit
-            selected.append(uniq[i])
-            picked += int(sizes[i])
+            take[i] = True
+            picked += size
             if picked >= budget:
                 break
-        chosen = np.isin(keys, selected) & candidates
+        chosen[where] = take[group]
     else:
         idx = np.flatnonzero(candidates)
         chosen[rng.choice(idx, size=min(budget, len(idx)), replace=False)] = True
@@ -156,13 +185,16 @@ class PackedMLMStream(IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.passes = passes  # None: repeat forever (training); 1: one pass (evaluation)
 
-    def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(token ids, unit ids) of every packed block of one pass, in corpus order."""
+    def blocks(self, worker: int = 0, workers: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(token ids, unit ids) of every packed block of one pass, in corpus order; with `workers` > 1, those of
+        the tokenizer chunks that fall to `worker`."""
         tok, body = self.tokenizer, self.seq_len - 2
         ids_buf: list[int] = []
         unit_buf: list[int] = []
         unit_base = 0  # unit ids stay unique across documents within a block
-        for chunk in _chunks(iter_texts(self.paths, self.split), _TOKENIZE_CHUNK):
+        for k, chunk in enumerate(_chunks(iter_texts(self.paths, self.split), _TOKENIZE_CHUNK)):
+            if k % workers != worker:
+                continue
             enc = tok(chunk, add_special_tokens=False, return_offsets_mapping=True, verbose=False)  # no length warning
             for text, ids, offsets, units in zip(chunk, enc["input_ids"], enc["offset_mapping"],
                                                  self.splitter.batch(chunk), strict=True):  # fmt: skip
@@ -179,27 +211,30 @@ class PackedMLMStream(IterableDataset):
                     yield np.array(block, dtype=np.int64), np.array(ublock, dtype=np.int64)
 
     def __iter__(self) -> Iterator[dict]:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        salt = [worker, workers] if workers > 1 else []  # W = 1: the single-process stream's seeds exactly
         n_pass = 0
         while self.passes is None or n_pass < self.passes:
-            rng = np.random.default_rng([self.seed, n_pass])
+            rng = np.random.default_rng([self.seed, n_pass, *salt])
             buffer: list[tuple[np.ndarray, np.ndarray]] = []
             count = 0
-            for block in self.blocks():
+            for block in self.blocks(worker, workers):
                 buffer.append(block)
                 if len(buffer) >= self.shuffle_buffer:
-                    yield self._example(buffer.pop(int(rng.integers(len(buffer)))), n_pass, count)
+                    yield self._example(buffer.pop(int(rng.integers(len(buffer)))), [n_pass, count, 7, *salt])
                     count += 1
             rng.shuffle(buffer)
             for block in buffer:
-                yield self._example(block, n_pass, count)
+                yield self._example(block, [n_pass, count, 7, *salt])
                 count += 1
             if count == 0:
-                return  # not one full block: the caller reports the corpus as too small
+                return  # not one full block (for this worker): the caller reports a corpus that is too small
             n_pass += 1
 
-    def _example(self, block: tuple[np.ndarray, np.ndarray], n_pass: int, index: int) -> dict:
+    def _example(self, block: tuple[np.ndarray, np.ndarray], key: list[int]) -> dict:
         ids, units = block
-        masked = mask_block(ids, units, self.spec, np.random.default_rng([self.seed, n_pass, index, 7]))
+        masked = mask_block(ids, units, self.spec, np.random.default_rng([self.seed, *key]))
         return {
             "input_ids": torch.from_numpy(masked["input_ids"]),
             "attention_mask": torch.ones(len(ids), dtype=torch.int64),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
@@ -36,15 +38,42 @@ def test_tokens_map_to_the_unit_of_their_first_character() -> None:
     assert token_units(offsets, text, units) == [0, 0, 1, -1]
 
 
+def _token_units_by_definition(offsets, text, units):
+    """The per-token definition `token_units` vectorises: skip leading spaces, then find the enclosing unit."""
+    out = []
+    for s, e in offsets:
+        while s < e and text[s].isspace():
+            s += 1
+        i = max((k for k, (us, _) in enumerate(units) if us <= s), default=-1)
+        out.append(i if s < e and i >= 0 and s < units[i][1] else -1)
+    return out
+
+
+def test_vectorised_token_units_match_the_definition_on_random_text() -> None:
+    """Unicode spaces (NBSP, ideographic space, newlines), all-space and empty tokens, tokens spanning units."""
+    rng = np.random.default_rng(3)
+    alphabet = [*"abcxyz,.", " ", "\n", "\u00a0", "\u3000", "心", "肌"]
+    for _ in range(200):
+        text = "".join(rng.choice(alphabet, size=int(rng.integers(0, 40))))
+        units = UnitSplitter(["ab", "心肌"]).batch([text])[0]
+        cuts = sorted({0, len(text), *rng.integers(0, len(text) + 1, size=int(rng.integers(0, 12))).tolist()})
+        offsets = [*itertools.pairwise(cuts), (len(text), len(text))]
+        assert token_units(offsets, text, units) == _token_units_by_definition(offsets, text, units), (text, offsets)
+
+
 def _spec(p: float = 0.15, whole: bool = True) -> MaskingSpec:
     return MaskingSpec(p, whole, mask_token_id=4, vocab_size=50, special_ids=(0, 1, 2, 3, 4))
 
 
-def test_whole_unit_masking_masks_units_entirely_and_never_special_tokens() -> None:
+@pytest.mark.parametrize("order", ["stream", "relabelled"])
+def test_whole_unit_masking_masks_units_entirely_and_never_special_tokens(order: str) -> None:
+    """`stream`: unit ids rise along the block, as the stream makes them; `relabelled`: any other ids."""
     rng = np.random.default_rng(0)
     ids = np.arange(5, 45, dtype=np.int64)  # 40 tokens
     ids[0], ids[-1] = 2, 3  # [CLS] ... [SEP]
     units = np.repeat(np.arange(14), 3)[:40].astype(np.int64)  # units of three tokens
+    if order == "relabelled":
+        units = np.random.default_rng(5).permutation(14)[units]
     units[0] = units[-1] = -1
     for _ in range(50):
         out = mask_block(ids, units, _spec(0.3), rng)
@@ -125,3 +154,29 @@ def test_stream_is_deterministic_and_masks_change_between_passes(tmp_path: Path)
     assert first != second  # dynamic masking: a new draw every pass
     one_pass = _take(_stream(tmp_path, passes=1), 10 * n_blocks)
     assert len(one_pass) == n_blocks
+
+
+def test_workers_split_the_chunks_between_them_and_each_packs_its_own(tmp_path: Path) -> None:
+    """Worker w of W packs exactly the tokenizer chunks k with k mod W = w; the stream a DataLoader with W workers
+    gives is deterministic, and W = 1 is the single-process stream."""
+    corpus = tmp_path / "c.txt"
+    docs = [f"Clause {i} binds party {i % 7} to pay fee {i}." for i in range(300)]  # 5 chunks of 64 texts
+    corpus.write_text("\n\n".join(docs), encoding="utf-8")
+    tok = _tokenizer()
+    spec = MaskingSpec(0.15, True, tok.mask_token_id, len(tok), tuple(tok.all_special_ids))
+    stream = PackedMLMStream([corpus], tok, 16, UnitSplitter(), spec, shuffle_buffer=8, passes=1)
+    body = [ids[1:-1] for ids, _ in stream.blocks()]
+    assert [b.tolist() for b in body] == [ids[1:-1].tolist() for ids, _ in stream.blocks(0, 1)]
+    sep = tok.sep_token_id
+    for w in range(2):
+        mine = [d for k in range(w, 5, 2) for d in docs[64 * k : 64 * (k + 1)]]
+        expected = [t for d in mine for t in (*tok(d, add_special_tokens=False)["input_ids"], sep)]
+        got = [t for ids, _ in stream.blocks(w, 2) for t in ids[1:-1].tolist()]
+        assert got == expected[: len(got)] and len(expected) - len(got) < 14  # only the last partial block is cut
+    loader = lambda: torch.utils.data.DataLoader(stream, batch_size=4, num_workers=2)  # noqa: E731
+    a, b = list(loader()), list(loader())
+    assert len(a) == len(b) > 0
+    assert all(
+        torch.equal(x["input_ids"], y["input_ids"]) and torch.equal(x["labels"], y["labels"])
+        for x, y in zip(a, b, strict=True)
+    )
