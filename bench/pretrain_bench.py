@@ -17,6 +17,8 @@
     .venv/bin/python bench/pretrain_bench.py --task data [--baseline-src /tmp/old/src]
         tokens/s of the masked block stream alone (what feeds a GPU) with 0 and 2 DataLoader workers, and of an
         older checkout's single-process stream in the same run.
+    .venv/bin/python bench/pretrain_bench.py --task held-out --model M1 --model M2 --corpus CORPUS [--split dev]
+        the MLM loss of each model on the first 300 blocks of a corpus split (15% whole-term masking, unshuffled).
 
 Work folders live under --work (default /tmp/pretrain-bench); nothing is downloaded.
 """
@@ -174,14 +176,15 @@ def bench_levers(work: Path, minutes: float, vocab: int) -> dict:
     return {"machine": _machine(), "minutes": minutes, "vocab": vocab, "probe_tokens_per_second": rate, "arms": arms}
 
 
-def _held_out(model: Path, dev_corpus: Path) -> dict | None:
+def _held_out(model: Path, dev_corpus: Path, split: str = "train") -> dict | None:
+    """MLM loss of `model` on the first 300 blocks of a corpus split, unshuffled, 15% whole-term masking."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
     from lmtailor.train.pretrain import PretrainConfig, make_stream, mlm_eval_loss
 
     cfg = PretrainConfig.build(corpus=[dev_corpus], model=str(model), out_dir=model.parent / "unused")
     tok = AutoTokenizer.from_pretrained(model)
-    stream = make_stream(cfg, tok, "train", 1, model)
+    stream = make_stream(cfg, tok, split, 1, model)
     stream.shuffle_buffer = 1
     return mlm_eval_loss(AutoModelForMaskedLM.from_pretrained(model), stream, 300)
 
@@ -333,7 +336,9 @@ def bench_data(work: Path, baseline_src: Path | None, batches: int = 300, rounds
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--task", required=True, choices=["legal-en", "levers", "speed", "speed-one", "memory", "data"])
+    ap.add_argument(
+        "--task", required=True, choices=["legal-en", "levers", "speed", "speed-one", "memory", "data", "held-out"]
+    )
     ap.add_argument("--work", type=Path, default=Path("/tmp/pretrain-bench"))
     ap.add_argument("--teacher", type=Path, default=Path("/tmp/finetune-ls/cuad"))
     ap.add_argument("--minutes", type=float, default=45.0)
@@ -348,6 +353,9 @@ def main() -> None:
     ap.add_argument("--reuse-mlm", action="store_true", help="legal-en: distil the model pretrained in --work")
     ap.add_argument("--tag", default="", help="suffix of the results file name")
     ap.add_argument("--baseline-src", type=Path, default=None, help="data: an older checkout's src/ to compare")
+    ap.add_argument("--model", type=Path, action="append", default=[], help="held-out: a model folder (repeatable)")
+    ap.add_argument("--corpus", type=Path, help="held-out: a corpus stage folder")
+    ap.add_argument("--split", default="dev", help="held-out: the corpus split scored")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.task == "legal-en":
@@ -362,6 +370,11 @@ def main() -> None:
         _, _, tok = _domain_tokenizer(args.work, 8000)
         rate = _lmtailor_rate(args.work / "corpus", tok, args.work, args.steps, args.batch)
         print(json.dumps({"tokens_per_second": rate}))
+    elif args.task == "held-out":
+        rows = {str(m): _held_out(m, args.corpus, args.split) for m in args.model}
+        print(json.dumps(rows, indent=1))
+        _save(f"pretrain_held_out{args.tag}.json", {"machine": _machine(), "corpus": str(args.corpus),
+                                                    "split": args.split, "models": rows})  # fmt: skip
     elif args.task == "data":
         _save("pretrain_data.json", bench_data(args.work, args.baseline_src))
     else:

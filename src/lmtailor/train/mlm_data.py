@@ -127,14 +127,7 @@ def mask_block(ids: np.ndarray, units: np.ndarray, spec: MaskingSpec, rng: np.ra
     if spec.whole_units:
         # Block-local unit ids: a unit cut by a block edge is masked only on this side.
         where = np.flatnonzero(candidates)
-        keys = units[where]
-        if len(keys) and np.all(keys[1:] >= keys[:-1]):  # the stream's blocks: unit ids never decrease
-            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-            sizes = np.diff(np.r_[starts, len(keys)])
-            group = np.cumsum(np.r_[True, keys[1:] != keys[:-1]]) - 1
-        else:  # any other order: the same groups, sorted by unit id
-            _, group, sizes = np.unique(keys, return_inverse=True, return_counts=True)
-            group = group.reshape(-1)
+        _, group, sizes = np.unique(units[where], return_inverse=True, return_counts=True)  # units sorted by id
         take = np.zeros(len(sizes), dtype=bool)
         picked = 0
         for i in rng.permutation(len(sizes)):
@@ -145,7 +138,7 @@ def mask_block(ids: np.ndarray, units: np.ndarray, spec: MaskingSpec, rng: np.ra
             picked += size
             if picked >= budget:
                 break
-        chosen[where] = take[group]
+        chosen[where] = take[group.reshape(-1)]
     else:
         idx = np.flatnonzero(candidates)
         chosen[rng.choice(idx, size=min(budget, len(idx)), replace=False)] = True

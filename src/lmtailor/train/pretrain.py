@@ -182,7 +182,8 @@ def fingerprint(config: PretrainConfig) -> dict:
             "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup", "scheduler", "dropout",
             "shuffle_buffer", "seed"}  # fmt: skip
     values = config.model_dump(mode="json", include=keep)
-    values["data_workers"] = data_workers(config)  # the workers shape the stream's order
+    if (workers := data_workers(config)) > 1:  # more than one worker reorders the stream (0 and 1 do not)
+        values["data_workers"] = workers
     digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
     return {"fingerprint": digest, "config": values}
 
@@ -207,7 +208,8 @@ def _checkpoints(config: PretrainConfig) -> Path:
     if config.resume and run_file.is_file():
         saved = json.loads(run_file.read_text(encoding="utf-8"))
         if saved.get("fingerprint") != fp["fingerprint"]:
-            changed = sorted(k for k in fp["config"] if saved.get("config", {}).get(k) != fp["config"][k])
+            before = saved.get("config", {})
+            changed = sorted(k for k in {*before, *fp["config"]} if before.get(k) != fp["config"].get(k))
             raise ConfigError(
                 f"cannot resume from {ckpt}: its run had other settings ({', '.join(changed)}). Resume with the "
                 "same settings, or drop --resume to start over (which deletes those checkpoints)."
@@ -360,7 +362,6 @@ def _training_args(config: PretrainConfig, ckpt: Path, precision: str) -> Traini
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=not config.show_progress,
         dataloader_num_workers=data_workers(config),  # each worker tokenises its share of the corpus (mlm_data)
-        dataloader_persistent_workers=False,
         remove_unused_columns=False,
         prediction_loss_only=True,
         save_only_model=False,
