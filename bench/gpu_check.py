@@ -2,14 +2,18 @@
 
     python bench/gpu_check.py --corpus CORPUS_DIR --tokenizer TOKENIZER_DIR --out RESULTS_DIR
 
-1. plan: the planner's memory estimate against the peak CUDA memory (`torch.cuda.max_memory_allocated`) of three
+1. plan: the planner's memory estimate against the peak CUDA memory (`max_memory_allocated` and `_reserved`) of three
    AdamW training steps of `BertForMaskedLM`, fp32 and bf16 autocast, with and without gradient checkpointing;
 2. precision: `lmtailor pretrain` of `mini` on CUDA in fp32, bf16 and fp16 (loss scaling), same seed and data: the
    loss curves side by side and the tokens/s of each;
-3. speed: tokens/s of `lmtailor pretrain` against a minimal hand-written bf16 loop (random ids, no data pipeline) on
-   the same model, batch and sequence length;
-4. profile: `--profile` on CUDA writes its table;
-5. cpu-bf16: on this machine's CPU (CUDA hidden), `mini` in fp32 and bf16 when the CPU has AMX/AVX512-BF16.
+3. speed: steady-state tokens/s of `lmtailor pretrain` against a minimal hand-written bf16 loop (random ids, no data
+   pipeline) on the same model, batch and sequence length;
+4. stream: tokens/s of the masked block stream alone with 0, 4 and 8 DataLoader workers; threads (not in the
+   default sections): `mini` at batch 256 with the training process's CPU threads at all cores, the rest, and 1;
+5. legal-en (not in the default sections): `mini` pretrained on the GPU for a few minutes on the CUAD contracts, then
+   fine-tuned on the CUAD clauses, next to the model of 45 CPU-minutes fine-tuned the same way;
+6. profile: `--profile` on CUDA writes its table;
+7. cpu-bf16: on this machine's CPU (CUDA hidden), `mini` in fp32 and bf16 when the CPU has AMX/AVX512-BF16.
 
 Each section is independent: one that fails records its error and the others still run. Results go to
 RESULTS_DIR/gpu_check.json, rewritten after every section.
@@ -21,6 +25,8 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -61,11 +67,14 @@ PLAN_GRID = [  # preset, seq_len, micro-batch, precision, checkpointing
 ]
 
 
-def _cuda_step_peak(preset: str, seq: int, batch: int, precision: str, ckpt: bool, vocab: int = 8000) -> int:
-    """Bytes allocated at the peak of three AdamW steps, from before the model exists."""
+def _cuda_step_peak(
+    preset: str, seq: int, batch: int, precision: str, ckpt: bool, vocab: int = 8000
+) -> tuple[int, int]:
+    """Bytes allocated, and reserved by the caching allocator, at the peak of three AdamW steps, from before the
+    model exists (the reserved figure is what a device's memory must hold)."""
     torch.cuda.empty_cache()
     torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
+    base, reserved = torch.cuda.memory_allocated(), torch.cuda.memory_reserved()
     torch.cuda.reset_peak_memory_stats()
     torch.manual_seed(0)
     model = BertForMaskedLM(bert_config(PRESETS[preset], vocab)).cuda().train()
@@ -82,7 +91,7 @@ def _cuda_step_peak(preset: str, seq: int, batch: int, precision: str, ckpt: boo
         opt.step()
         opt.zero_grad(set_to_none=True)
     torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated() - base
+    peak = torch.cuda.max_memory_allocated() - base, torch.cuda.max_memory_reserved() - reserved
     del model, opt, ids, labels, loss
     return peak
 
@@ -90,12 +99,13 @@ def _cuda_step_peak(preset: str, seq: int, batch: int, precision: str, ckpt: boo
 def check_plan() -> list[dict]:
     rows = []
     for preset, seq, batch, precision, ckpt in PLAN_GRID:
-        measured = _cuda_step_peak(preset, seq, batch, precision, ckpt)
+        measured, reserved = _cuda_step_peak(preset, seq, batch, precision, ckpt)
         est = memory(PRESETS[preset], 8000, seq, batch, precision=precision, checkpointing=ckpt,
                      fused_attention=True)  # fmt: skip
         math_path = memory(PRESETS[preset], 8000, seq, batch, precision=precision, checkpointing=ckpt).total
         rows.append({"preset": preset, "seq_len": seq, "batch": batch, "precision": precision, "checkpointing": ckpt,
-                     "measured_mib": round(measured / MiB, 1), "estimate_mib": round(est.total / MiB, 1),
+                     "measured_mib": round(measured / MiB, 1),
+                     "reserved_mib": round(reserved / MiB, 1), "estimate_mib": round(est.total / MiB, 1),
                      "ratio": round(est.total / measured, 3), "estimate_math_attention_mib": round(math_path / MiB, 1),
                      "estimate_parts_mib": {k: round(v / MiB, 1) for k, v in asdict(est).items()}})  # fmt: skip
         print("plan", rows[-1], flush=True)
@@ -167,20 +177,113 @@ def _hand_rate(preset: str, vocab: int, mask_id: int, steps: int, batch: int, se
     return steps * batch * seq / (time.perf_counter() - t0)
 
 
+def _steady_rate(report_dir: Path) -> float:
+    """Median tokens/s over the logged intervals after the first (which holds start-up: workers, CUDA kernels)."""
+    history = [json.loads(line) for line in (report_dir / "metrics.jsonl").read_text().splitlines()]
+    rates = [r["tokens_per_second"] for r in history if "tokens_per_second" in r]
+    return statistics.median(rates[1:] or rates)
+
+
 def check_speed(corpus: Path, tok: Path, work: Path, steps: int) -> list[dict]:
+    """Steady-state tokens/s of `lmtailor pretrain` (the median over 25-step intervals, start-up excluded) against
+    the hand loop; `mini` at batch 32 also with the data stream in the training process (0 workers)."""
     from transformers import AutoTokenizer
 
+    from lmtailor.train.pretrain import PretrainConfig, data_workers
+
     t = AutoTokenizer.from_pretrained(str(tok))
+    auto = data_workers(PretrainConfig.build(corpus=[corpus], preset="mini", tokenizer=tok, out_dir=work / "unused"))
     rows = []
-    for preset, batch in (("mini", 32), ("mini", 256), ("litebert", 64)):
-        hand = _hand_rate(preset, len(t), t.mask_token_id, steps, batch, 128)
-        ours = _pretrain(corpus, tok, work / f"speed-{preset}-{batch}", "bf16", steps + 5, batch, preset=preset,
-                         logging_steps=steps + 5)  # fmt: skip
-        our_rate = (steps + 5) * batch * 128 / ours["train_runtime"]
-        rows.append({"preset": preset, "batch": batch, "hand_loop": round(hand), "lmtailor": round(our_rate),
-                     "ratio": round(our_rate / hand, 3)})  # fmt: skip
+    for preset, batch, workers in (("mini", 32, 0), ("mini", 32, None), ("mini", 256, None), ("litebert", 64, None)):
+        hand = _hand_rate(preset, len(t), t.mask_token_id, 100, batch, 128)
+        out = work / f"speed-{preset}-{batch}-{workers}"
+        _pretrain(corpus, tok, out, "bf16", steps, batch, preset=preset, logging_steps=25, data_workers=workers)
+        ours = _steady_rate(out)
+        rows.append({"preset": preset, "batch": batch, "data_workers": auto if workers is None else workers,
+                     "hand_loop": round(hand), "lmtailor": round(ours), "ratio": round(ours / hand, 3)})  # fmt: skip
         print("speed", rows[-1], flush=True)
     return rows
+
+
+def check_threads(corpus: Path, tok: Path, work: Path, steps: int = 200) -> list[dict]:
+    """`mini` at batch 256 with 8 data workers, with the training process's torch CPU threads at the default (one
+    per core), at the cores the workers leave, and at 1: do its idle OpenMP threads take CPU from the workers?"""
+    default = torch.get_num_threads()
+    rows = []
+    for threads in (default, max(1, (os.cpu_count() or 1) - 8), 1):
+        torch.set_num_threads(threads)
+        out = work / f"threads-{threads}"
+        try:
+            _pretrain(corpus, tok, out, "bf16", steps, 256, preset="mini", logging_steps=25, data_workers=8)
+        finally:
+            torch.set_num_threads(default)
+        rows.append({"main_threads": threads, "lmtailor": round(_steady_rate(out))})
+        print("threads", rows[-1], flush=True)
+    return rows
+
+
+def check_stream(corpus: Path, tok: Path, work: Path, batches: int = 200) -> list[dict]:
+    """Tokens/s of the masked block stream alone (batch 32 x 128, no model) with 0, 4 and 8 DataLoader workers: the
+    most any run can train on this machine's CPUs."""
+    from transformers import AutoTokenizer
+
+    from lmtailor.train.pretrain import PretrainConfig, make_stream
+
+    cfg = PretrainConfig.build(corpus=[corpus], preset="mini", tokenizer=tok, out_dir=work / "unused",
+                               eval_split=None, show_progress=False)  # fmt: skip
+    rows = []
+    for workers in (0, 4, 8):
+        stream = make_stream(cfg, AutoTokenizer.from_pretrained(str(tok)), "train", None, tok)
+        it = iter(torch.utils.data.DataLoader(stream, batch_size=32, num_workers=workers))
+        for _ in range(5 + 2 * workers):  # the shuffle buffers fill, the workers start
+            next(it)
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            next(it)
+        rows.append(
+            {"data_workers": workers, "tokens_per_second": round(batches * 32 * 128 / (time.perf_counter() - t0))}
+        )
+        print("stream", rows[-1], flush=True)
+        del it
+    return rows
+
+
+def check_legal_en(corpus: Path, tok: Path, work: Path, clauses: Path, held_out: Path, baseline: Path | None,
+                   minutes: float, keep: Path | None = None, batch: int = 128,
+                   probe_steps: int = 60) -> dict:  # fmt: skip
+    """Is the English legal target a matter of pretraining compute? `mini` pretrained on the GPU for `minutes` (the
+    CPU run's settings: lr 1e-3, 5% warmup, linear decay to 0 at the step the probe's rate reaches in that time, 15%
+    whole-term masking, dropout 0.1; batch 128 instead of 32), then fine-tuned on the CUAD clauses; `baseline` (the
+    model of 45 CPU-minutes) fine-tuned the same way, in the same run. Held-out MLM loss on `held_out` for both. The
+    GPU-pretrained model is copied to `keep` (e.g. the results folder), so it can be distilled on a CPU later."""
+    from pretrain_bench import _held_out
+
+    from lmtailor.train.finetune import FinetuneConfig, run_finetune
+
+    _pretrain(corpus, tok, work / "legal-probe", "bf16", probe_steps, batch, logging_steps=probe_steps // 3, lr=1e-3)
+    rate = _steady_rate(work / "legal-probe")
+    steps = max(10, int(minutes * 60 * rate / (batch * 128) * 0.95))
+    mlm = work / "legal-mlm"
+    pre = _pretrain(corpus, tok, mlm, "bf16", steps, batch, logging_steps=200, lr=1e-3, warmup=0.05,
+                    max_minutes=minutes * 1.1)  # fmt: skip
+    if keep is not None:
+        shutil.copytree(mlm, keep / "legal-en-mlm", dirs_exist_ok=True, ignore=shutil.ignore_patterns("runs"))
+    out: dict = {"probe_tokens_per_second": round(rate), "batch": batch,
+                 "pretrain": {k: v for k, v in pre.items() if k != "curve"}, "curve": pre["curve"][::5]}  # fmt: skip
+    for name, model in (("gpu", mlm), ("cpu_45min", baseline)):
+        if model is None:
+            continue
+        t0 = time.perf_counter()
+        folder = run_finetune(FinetuneConfig.build(task="cls", model=str(model), train=clauses / "train.jsonl",
+                                                   dev=clauses / "dev.jsonl", test=clauses / "test.jsonl",
+                                                   epochs=8, lr=3e-4, batch_size=16, max_length=256, patience=3,
+                                                   out_dir=work / f"legal-cls-{name}", overwrite=True,
+                                                   show_progress=False))  # fmt: skip
+        report = json.loads((folder / "finetune_report.json").read_text())
+        out[name] = {"held_out_mlm": _held_out(model, held_out), "finetune": report,
+                     "finetune_seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        print("legal-en", name, out[name], flush=True)
+    return out
 
 
 # --- 4. profile on CUDA ------------------------------------------------------------------------------------------
@@ -237,7 +340,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--work", type=Path, default=Path("/tmp/gpu-check"))
     ap.add_argument("--steps", type=int, default=300, help="steps of each precision run")
-    ap.add_argument("--sections", default="plan,precision,speed,profile,cpu-bf16")
+    ap.add_argument("--clauses", type=Path, help="legal-en: the CUAD clauses folder (train/dev/test.jsonl)")
+    ap.add_argument("--held-out", type=Path, help="legal-en: a corpus stage folder of contracts/dev")
+    ap.add_argument("--baseline", type=Path, help="legal-en: the 45-CPU-minute `mini` to fine-tune alongside")
+    ap.add_argument("--minutes", type=float, default=4.0, help="legal-en: GPU pretraining minutes")
+    ap.add_argument("--sections", default="plan,precision,speed,stream,profile,cpu-bf16")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA device visible; these checks need one.")
@@ -247,7 +354,12 @@ def main() -> None:
     sections = {
         "plan": check_plan,
         "precision": lambda: check_precision(args.corpus, args.tokenizer, args.work, args.steps),
-        "speed": lambda: check_speed(args.corpus, args.tokenizer, args.work, 100),
+        "speed": lambda: check_speed(args.corpus, args.tokenizer, args.work, 200),
+        "stream": lambda: check_stream(args.corpus, args.tokenizer, args.work),
+        "threads": lambda: check_threads(args.corpus, args.tokenizer, args.work),
+        "legal-en": lambda: check_legal_en(
+            args.corpus, args.tokenizer, args.work, args.clauses, args.held_out, args.baseline, args.minutes
+        ),
         "profile": lambda: check_profile(args.corpus, args.tokenizer, args.work),
         "cpu-bf16": lambda: check_cpu_bf16(args.corpus, args.tokenizer, args.work),
     }
