@@ -358,7 +358,7 @@ def main() -> None:
         "stream": lambda: check_stream(args.corpus, args.tokenizer, args.work),
         "threads": lambda: check_threads(args.corpus, args.tokenizer, args.work),
         "legal-en": lambda: check_legal_en(
-            args.corpus, args.tokenizer, args.work, args.clauses, args.held_out, args.baseline, args.minutes
+            args.corpus, args.tokenizer, args.work, args.clauses, args.held_out, args.baseline, args.minutes, args.out
         ),
         "profile": lambda: check_profile(args.corpus, args.tokenizer, args.work),
         "cpu-bf16": lambda: check_cpu_bf16(args.corpus, args.tokenizer, args.work),
