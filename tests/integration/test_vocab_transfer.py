@@ -57,3 +57,25 @@ def test_folder_without_tokenizer_json(tiny_bert, tmp_path):
     with pytest.raises(InputFormatError, match=r"no tokenizer\.json"):
         run_transfer(cfg)
     assert not (tmp_path / "moved").exists()
+
+
+def test_transfer_onto_byte_level_wordpiece(tiny_bert, tmp_path):
+    """lmtailor's WordPiece stores tokens in the byte-level alphabet ("▁the" is "âĸģthe"); they are decoded before
+    the old tokenizer splits them, so a word both vocabularies know keeps its vector (not the [UNK] row)."""
+    text = tmp_path / "domain.txt"
+    text.write_text("\n\n".join(TEXT), encoding="utf-8")
+    tok = run_train(TokenizerTrainConfig.build(inputs=[text], out_dir=tmp_path / "tok", vocab_size=400,
+                                               algorithm="wordpiece", show_progress=False))  # fmt: skip
+    cfg = TransferConfig.build(model=str(tiny_bert), tokenizer=tok, out_dir=tmp_path / "moved", show_progress=False)
+    report = json.loads((run_transfer(cfg) / "transfer_report.json").read_text())
+    old_tok, new_tok = AutoTokenizer.from_pretrained(str(tiny_bert)), AutoTokenizer.from_pretrained(str(tok))
+    e_old = AutoModelForMaskedLM.from_pretrained(str(tiny_bert)).get_input_embeddings().weight
+    e_new = AutoModelForMaskedLM.from_pretrained(str(tmp_path / "moved")).get_input_embeddings().weight
+    the = new_tok("the", add_special_tokens=False).input_ids
+    assert len(the) == 1 and new_tok.convert_ids_to_tokens(the[0]) == "âĸģthe"
+    assert torch.equal(e_new[the[0]], e_old[old_tok.convert_tokens_to_ids("the")])
+    # Every word-start token of plain letters has pieces; only the byte symbols of multi-byte characters may not.
+    words = [i for t, i in new_tok.get_vocab().items() if t.startswith("âĸģ") and t[3:].isascii() and t[3:].isalpha()]
+    unk = e_old[old_tok.unk_token_id]
+    assert len(words) > 50 and not any(torch.equal(e_new[i], unk) for i in words)
+    assert report["kept_old_vector"] + report["mean_of_pieces"] >= len(words)

@@ -103,3 +103,13 @@ def to_byte_level(text: str) -> str:
     """The byte-level (GPT-2 alphabet) spelling of `text`, as the byte-level WordPiece vocabulary stores it."""
     table = _byte_map()
     return "".join(table[b] for b in text.encode("utf-8"))
+
+
+def from_byte_level(token: str) -> str | None:
+    """The text a byte-level token spells (inverse of `to_byte_level`); None when it is not whole UTF-8 (a piece
+    of a multi-byte character) or not in the byte alphabet."""
+    inverse = {c: b for b, c in _byte_map().items()}
+    try:
+        return bytes(inverse[c] for c in token).decode("utf-8")
+    except (KeyError, UnicodeDecodeError):
+        return None

@@ -4,7 +4,9 @@ Every token of the new vocabulary gets, in every vocabulary tensor (input embedd
 bias), the mean of the old rows of its decomposition under the old tokenizer. A token that is also one old token
 ("▁licensee" ↔ "licensee", "ing" ↔ "##ing") keeps that token's vector exactly. Special tokens are matched by role
 ([CLS] ↔ <s>, ...). A token with no known pieces (a byte-fallback token, a character the old model never saw) gets
-the old [UNK] vector: the model's learned stand-in for what it does not know.
+the old [UNK] vector: the model's learned stand-in for what it does not know. Tokens of a byte-level vocabulary
+(lmtailor's WordPiece spells "▁the" as "âĸģthe") are decoded to their text first; a token that is only part of a
+multi-byte character has no pieces.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from lmtailor.config import StageConfig
 from lmtailor.errors import InputFormatError, InputNotFoundError
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tokenizer.hf import is_uncased
-from lmtailor.tokenizer.pipeline import SPACE
+from lmtailor.tokenizer.pipeline import SPACE, from_byte_level
 from lmtailor.vocab.mlm import mlm_loss
 from lmtailor.vocab.model_edit import average_rows, extra_files, load_model
 from lmtailor.vocab.tokenizer_edit import TOKENIZER_FILES
@@ -107,6 +109,8 @@ def run_transfer(config: TransferConfig) -> Path:
     unk = old_tok.unk_token_id if old_tok.unk_token_id is not None else 0
     rows, stats = [], {"kept_old_vector": 0, "mean_of_pieces": 0, "no_known_pieces": 0}
     inverse = {i: t for t, i in new.get_vocab(with_added_tokens=True).items()}
+    if "ByteLevel" in json.dumps(json.loads(new.to_str()).get("pre_tokenizer")):
+        inverse = {i: from_byte_level(t) or "" for i, t in inverse.items()}
     uncased = is_uncased(old_tok)
     for i in range(new.get_vocab_size(with_added_tokens=True)):
         ids = [roles[i]] if i in roles else decompose(inverse[i], old_tok, old_vocab, uncased)
