@@ -12,6 +12,8 @@
    default sections): `mini` at batch 256 with the training process's CPU threads at all cores, the rest, and 1;
 5. legal-en (not in the default sections): `mini` pretrained on the GPU for a few minutes on the CUAD contracts, then
    fine-tuned on the CUAD clauses, next to the model of 45 CPU-minutes fine-tuned the same way;
+   subclone (not in the default sections): `mini` subcloned from MiniLM, continued at two learning rates for the
+   45-CPU-minute run's 2,063 steps, each fine-tuned on the CUAD clauses, next to the subclone fine-tuned untrained;
 6. profile: `--profile` on CUDA writes its table;
 7. cpu-bf16: on this machine's CPU (CUDA hidden), `mini` in fp32 and bf16 when the CPU has AMX/AVX512-BF16.
 
@@ -286,6 +288,39 @@ def check_legal_en(corpus: Path, tok: Path, work: Path, clauses: Path, held_out:
     return out
 
 
+def check_subclone(corpus: Path, tok: Path, work: Path, clauses: Path, held_out: Path, init: Path,
+                   steps: int = 2063, batch: int = 32) -> dict:  # fmt: skip
+    """Which learning rate for `mini` subcloned from MiniLM, at the 45-CPU-minute run's token budget (its 2,063 steps
+    of 32 × 128, 5% warmup, linear decay)? `init` is the subclone saved before training; each arm continues it, then
+    is fine-tuned on the CUAD clauses like `legal-en` (no distillation: the teacher stays on the CPU machine)."""
+    from pretrain_bench import _held_out
+
+    from lmtailor.train.finetune import FinetuneConfig, run_finetune
+
+    out: dict = {"steps": steps, "batch": batch}
+    arms = {"init": None, "lr1e-3": 1e-3, "lr3e-4": 3e-4}
+    for name, lr in arms.items():
+        model = init
+        if lr is not None:
+            model = work / f"sub-{name}"
+            pre = _pretrain(corpus, tok, model, "bf16", steps, batch, preset=None, model=str(init), lr=lr,
+                            warmup=0.05, logging_steps=100)  # fmt: skip
+            out[f"pretrain_{name}"] = {k: v for k, v in pre.items() if k != "curve"} | {"curve": pre["curve"][::2]}
+        t0 = time.perf_counter()
+        folder = run_finetune(FinetuneConfig.build(task="cls", model=str(model), train=clauses / "train.jsonl",
+                                                   dev=clauses / "dev.jsonl", test=clauses / "test.jsonl",
+                                                   epochs=8, lr=3e-4, batch_size=16, max_length=256, patience=3,
+                                                   out_dir=work / f"sub-cls-{name}", overwrite=True,
+                                                   show_progress=False))  # fmt: skip
+        report = json.loads((folder / "finetune_report.json").read_text())
+        rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        out[name] = {"held_out_mlm": _held_out(model, held_out), "dev": report.get("dev"), "test": report.get("test"),
+                     "dev_by_epoch": [r["eval_accuracy"] for r in rows if "eval_accuracy" in r],
+                     "finetune_seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        print("subclone", name, out[name], flush=True)
+    return out
+
+
 # --- 4. profile on CUDA ------------------------------------------------------------------------------------------
 
 
@@ -344,6 +379,7 @@ def main() -> None:
     ap.add_argument("--held-out", type=Path, help="legal-en: a corpus stage folder of contracts/dev")
     ap.add_argument("--baseline", type=Path, help="legal-en: the 45-CPU-minute `mini` to fine-tune alongside")
     ap.add_argument("--minutes", type=float, default=4.0, help="legal-en: GPU pretraining minutes")
+    ap.add_argument("--init", type=Path, help="subclone: `mini` subcloned from MiniLM, saved before training")
     ap.add_argument("--sections", default="plan,precision,speed,stream,profile,cpu-bf16")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -359,6 +395,9 @@ def main() -> None:
         "threads": lambda: check_threads(args.corpus, args.tokenizer, args.work),
         "legal-en": lambda: check_legal_en(
             args.corpus, args.tokenizer, args.work, args.clauses, args.held_out, args.baseline, args.minutes, args.out
+        ),
+        "subclone": lambda: check_subclone(
+            args.corpus, args.tokenizer, args.work, args.clauses, args.held_out, args.init
         ),
         "profile": lambda: check_profile(args.corpus, args.tokenizer, args.work),
         "cpu-bf16": lambda: check_cpu_bf16(args.corpus, args.tokenizer, args.work),

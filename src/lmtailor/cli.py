@@ -371,7 +371,8 @@ def build_cmd(
 def pretrain_cmd(
     corpus: Annotated[list[Path] | None, typer.Argument(help="Corpus folders or raw text files/folders.")] = None,
     out: OutOpt = None,
-    preset: Annotated[str | None, typer.Option(help="From scratch: tiny, mini, small or litebert.")] = None,
+    preset: Annotated[str | None, typer.Option(help="tiny, mini, small or litebert: from scratch, or with --model "
+                                                    "a subclone of that model of this size.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Continue pretraining this model.")] = None,
     tokenizer: Annotated[Path | None, typer.Option(help="Domain tokenizer folder (from scratch).")] = None,
     terms: Annotated[list[Path] | None, typer.Option("--terms", help="Glossary masked whole (repeatable).")] = None,
@@ -389,7 +390,8 @@ def pretrain_cmd(
     resume: ResumeOpt = None,
     config: ConfigOpt = None, overwrite: OverwriteOpt = None, seed: SeedOpt = None, progress: ProgressOpt = True,
 ) -> None:  # fmt: skip
-    """MLM pretraining with whole-term masking: an lmtailor preset from scratch, or any BERT continued."""
+    """MLM pretraining with whole-term masking: an lmtailor preset from scratch or subcloned from a larger BERT, or any
+    BERT continued."""
     out_dir = _run(
         "pretrain", "pretrain", config, corpus=_paths(corpus), out_dir=out, preset=preset, model=model,
         tokenizer=tokenizer, terms=_paths(terms), masking=masking, seq_len=seq_len, steps=steps,

@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from lmtailor.errors import ConfigError, EmptyInputError, OutputExistsError
+from lmtailor.models.presets import Shape, build_mlm
 from lmtailor.tokenizer import TokenizerTrainConfig, run_train
 from lmtailor.train.pretrain import PretrainConfig, run_pretrain
 
@@ -162,6 +163,27 @@ def test_continued_pretraining_of_an_existing_bert(tiny_bert: Path, domain, tmp_
     assert before[key].shape == after[key].shape and not torch.equal(before[key], after[key])
 
 
+def test_subclone_of_a_larger_bert_pretrains_and_reports_what_it_kept(domain, tmp_path: Path) -> None:
+    """--preset with --model: the preset's size, initialised from the model's most active weights, then trained."""
+    corpus, tok = domain
+    tokenizer = AutoTokenizer.from_pretrained(str(tok))
+    torch.manual_seed(0)
+    big = build_mlm(Shape(layers=3, hidden=128, heads=4, intermediate=512), tokenizer)  # heads of 32
+    big.save_pretrained(str(tmp_path / "big"))
+    tokenizer.save_pretrained(str(tmp_path / "big"))
+    out = run_pretrain(PretrainConfig(corpus=[corpus], preset="tiny", model=str(tmp_path / "big"),
+                                      out_dir=tmp_path / "sub", seq_len=32, batch_size=8, steps=4, save_every=100,
+                                      calibration_blocks=16, show_progress=False, eval_split=None))  # fmt: skip
+    report = json.loads((out / "pretrain_report.json").read_text())
+    sub = report["subclone"]
+    assert sub["source"] == str(tmp_path / "big") and sub["layers"] == [0, 2]  # tiny: 2 of 3 layers
+    assert sub["shape"]["hidden"] == 64 and sub["shape"]["heads"] == 2 and sub["calibration_tokens"] > 0
+    model = AutoModelForMaskedLM.from_pretrained(str(out))
+    c = model.config
+    assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size) == (2, 64, 2, 256)
+    assert report["parameters"] == sum(p.numel() for p in build_mlm("tiny", tokenizer).parameters())
+
+
 def test_bad_inputs_fail_before_training(tiny_bert: Path, domain, tmp_path: Path) -> None:
     corpus, tok = domain
     # A tokenizer with more tokens than the model embeds.
@@ -181,11 +203,14 @@ def test_bad_inputs_fail_before_training(tiny_bert: Path, domain, tmp_path: Path
     short.write_text("The licensee shall pay.", encoding="utf-8")
     with pytest.raises(EmptyInputError, match="fewer than 32 tokens"):
         run_pretrain(PretrainConfig(**_config(domain, tmp_path / "d", corpus=[str(short)])))
-    # Neither or both of preset and model; a preset without a tokenizer.
-    with pytest.raises(ConfigError, match="exactly one"):
+    # Neither preset nor model; a preset without a tokenizer; a subclone larger than its source.
+    with pytest.raises(ConfigError, match="or both"):
         run_pretrain(PretrainConfig(corpus=[corpus], out_dir=tmp_path / "e"))
     with pytest.raises(ConfigError, match="needs --tokenizer"):
         run_pretrain(PretrainConfig(corpus=[corpus], preset="tiny", out_dir=tmp_path / "f"))
+    with pytest.raises(ConfigError, match="smaller than its source"):  # tiny_bert: hidden 32 < tiny's 64
+        run_pretrain(PretrainConfig(corpus=[corpus], preset="tiny", model=str(tiny_bert), seq_len=32,
+                                    out_dir=tmp_path / "f", show_progress=False))  # fmt: skip
     # An existing output is not overwritten.
     (tmp_path / "g").mkdir()
     with pytest.raises(OutputExistsError):

@@ -24,6 +24,7 @@ import math
 import os
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
@@ -45,6 +46,7 @@ from transformers.modeling_outputs import MaskedLMOutput
 from lmtailor.config import StageConfig
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError, OutputExistsError
 from lmtailor.models.presets import PRESETS, build_mlm
+from lmtailor.models.subclone import subclone
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.train.finetune import _JsonlLog  # the same metrics.jsonl log as fine-tuning
 from lmtailor.train.mlm_data import IGNORE, MaskingSpec, PackedMLMStream, UnitSplitter
@@ -54,14 +56,20 @@ log = logging.getLogger(__name__)
 
 
 class PretrainConfig(StageConfig):
-    """MLM pretraining of an lmtailor preset (from scratch) or of an existing HF model (continued)."""
+    """MLM pretraining of an lmtailor preset (from scratch), of an existing HF model (continued), or of a preset
+    initialised from a larger model (both: weight subcloning, `lmtailor.models.subclone`)."""
 
     corpus: list[Path] = Field(description="Corpus stage output folders, or raw text files/folders.")
     split: str = Field("train", description="Corpus split to train on (corpus folders only).")
     preset: Literal["tiny", "mini", "small", "litebert"] | None = Field(
-        None, description="Build a fresh model of this preset (from scratch); needs --tokenizer."
+        None,
+        description="Build a model of this preset: from scratch (needs --tokenizer), or with --model a subclone "
+        "of that model of this size (its layers, heads, FFN neurons and hidden dims most active on the corpus).",
     )
-    model: str | None = Field(None, description="Continue pretraining this HF model folder or hub id instead.")
+    model: str | None = Field(
+        None, description="Continue pretraining this HF model folder or hub id; with --preset, subclone it."
+    )
+    calibration_blocks: int = Field(64, ge=1, description="Subcloning: corpus blocks that rank the weights.")
     tokenizer: Path | None = Field(
         None, description="Tokenizer folder (default: the model's own). From scratch: the domain tokenizer."
     )
@@ -125,9 +133,33 @@ class SparseBertForMaskedLM(BertForMaskedLM):
         return MaskedLMOutput(loss=loss / denom, logits=None)
 
 
-def _load_model(config: PretrainConfig, tokenizer) -> torch.nn.Module:
+def _calibration(config: PretrainConfig, tokenizer, tok_dir: Path | None, size: int = 16) -> list[dict]:
+    """The first `calibration_blocks` blocks of the training stream, unmasked, in batches (for subcloning)."""
+    stream = make_stream(config, tokenizer, config.split, 1, tok_dir)
+    stream.shuffle_buffer = 1
+    ids, masks = [], []
+    for ex in stream:
+        ids.append(torch.where(ex["labels"] != IGNORE, ex["labels"], ex["input_ids"]))  # the original tokens
+        masks.append(ex["attention_mask"])
+        if len(ids) == config.calibration_blocks:
+            break
+    return [{"input_ids": torch.stack(ids[i : i + size]), "attention_mask": torch.stack(masks[i : i + size])}
+            for i in range(0, len(ids), size)]  # fmt: skip
+
+
+def _load_model(config: PretrainConfig, tokenizer, tok_dir: Path | None = None) -> tuple[torch.nn.Module, dict | None]:
     torch.manual_seed(config.seed)
-    model = build_mlm(config.preset, tokenizer) if config.preset else AutoModelForMaskedLM.from_pretrained(config.model)
+    subclone_report = None
+    if config.preset and config.model:
+        source = AutoModelForMaskedLM.from_pretrained(config.model)
+        check_compatible(config, tokenizer, source)
+        model, report = subclone(source, PRESETS[config.preset], _calibration(config, tokenizer, tok_dir))
+        subclone_report = {"source": config.model, **asdict(report)}
+        del source
+    elif config.preset:
+        model = build_mlm(config.preset, tokenizer)
+    else:
+        model = AutoModelForMaskedLM.from_pretrained(config.model)
     if config.dropout is not None:
         for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             setattr(model.config, key, config.dropout)
@@ -136,7 +168,7 @@ def _load_model(config: PretrainConfig, tokenizer) -> torch.nn.Module:
                 module.p = config.dropout
     if type(model) is BertForMaskedLM:
         model.__class__ = SparseBertForMaskedLM  # adds no state; swapped back before saving
-    return model
+    return model, subclone_report
 
 
 def check_compatible(config: PretrainConfig, tokenizer, model) -> None:
@@ -163,9 +195,12 @@ def check_compatible(config: PretrainConfig, tokenizer, model) -> None:
 
 def preflight(config: PretrainConfig) -> str:
     precision = resolve_precision(config.precision)
-    if (config.preset is None) == (config.model is None):
-        raise ConfigError("give exactly one of --preset (train from scratch) and --model (continue pretraining).")
-    if config.preset and config.tokenizer is None:
+    if config.preset is None and config.model is None:
+        raise ConfigError(
+            "give --preset (train from scratch), --model (continue pretraining), or both (a preset-sized subclone of "
+            "the model)."
+        )
+    if config.preset and not config.model and config.tokenizer is None:
         raise ConfigError(f"--preset {config.preset} needs --tokenizer: the domain tokenizer sets the vocabulary.")
     if config.preset and config.seq_len > PRESETS[config.preset].max_positions:
         raise ConfigError(
@@ -182,6 +217,8 @@ def fingerprint(config: PretrainConfig) -> dict:
             "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup", "scheduler", "dropout",
             "shuffle_buffer", "seed"}  # fmt: skip
     values = config.model_dump(mode="json", include=keep)
+    if config.preset and config.model:  # the blocks that choose a subclone's weights
+        values["calibration_blocks"] = config.calibration_blocks
     if (workers := data_workers(config)) > 1:  # more than one worker reorders the stream (0 and 1 do not)
         values["data_workers"] = workers
     digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
@@ -378,9 +415,10 @@ def run_pretrain(config: PretrainConfig) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(config.tokenizer or config.model))
     if not tokenizer.is_fast:
         raise InputFormatError(f"{tok_dir} has no fast tokenizer (tokenizer.json); whole-term masking needs offsets.")
-    model = _load_model(config, tokenizer)
+    local_tok = tok_dir if tok_dir and tok_dir.is_dir() else None
+    model, subclone_report = _load_model(config, tokenizer, local_tok)
     check_compatible(config, tokenizer, model)
-    stream = make_stream(config, tokenizer, config.split, None, tok_dir if tok_dir and tok_dir.is_dir() else None)
+    stream = make_stream(config, tokenizer, config.split, None, local_tok)
     _first_block(stream, config)
     ckpt = _checkpoints(config)
     args = _training_args(config, ckpt, precision)
@@ -403,7 +441,8 @@ def run_pretrain(config: PretrainConfig) -> Path:
     model = trainer.accelerator.unwrap_model(trainer.model)
     if type(model) is SparseBertForMaskedLM:
         model.__class__ = BertForMaskedLM
-    return _write_output(config, model, tokenizer, trainer, result, seconds, ckpt, precision, tok_dir)
+    return _write_output(config, model, tokenizer, trainer, result, seconds, ckpt, precision, tok_dir,
+                         subclone_report)  # fmt: skip
 
 
 def mlm_eval_loss(model, stream: PackedMLMStream, max_blocks: int, batch_size: int = 32) -> dict | None:
@@ -443,7 +482,9 @@ def _eval(config: PretrainConfig, model, tokenizer, tok_dir) -> dict | None:
         return None
 
 
-def _write_output(config, model, tokenizer, trainer, result, seconds, ckpt, precision, tok_dir) -> Path:
+def _write_output(
+    config, model, tokenizer, trainer, result, seconds, ckpt, precision, tok_dir, subclone_report=None
+) -> Path:
     history = trainer.state.log_history
     speeds = [r["tokens_per_second"] for r in history if "tokens_per_second" in r]
     metrics = {
@@ -458,6 +499,8 @@ def _write_output(config, model, tokenizer, trainer, result, seconds, ckpt, prec
         "world_size": trainer.args.world_size,
         "data_workers": trainer.args.dataloader_num_workers,
     }
+    if subclone_report:
+        metrics["subclone"] = subclone_report
     held_out = _eval(config, model, tokenizer, tok_dir)
     if held_out:
         metrics[f"eval_{config.eval_split}"] = held_out
