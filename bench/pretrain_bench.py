@@ -6,6 +6,7 @@
         [--dropout 0] [--mask 0.25] [--mlm-out mini-mlm-m25: its folder in --work] [--distill-epochs 12]
         [--unlabelled 8000: contract paragraphs the teacher labels for the student]
         [--reuse-mlm: distil the model already pretrained in --work] [--tag _v2: results file suffix]
+        [--subclone-from MODEL: start `mini` as a subclone of MODEL (e.g. MiniLM) moved onto the domain tokenizer]
     .venv/bin/python bench/pretrain_bench.py --task levers [--minutes 8]
         the pretraining levers (dropout 0, 25% masking, batch 16) against the 45-minute run's setting, each `mini`
         pretrained for the same --minutes, scored by the held-out MLM loss on contracts/dev.
@@ -95,17 +96,29 @@ def bench_legal_en(
     reuse_mlm: bool = False,
     mask: float = 0.15,
     mlm_out: str = "mini-mlm",
+    subclone_from: Path | None = None,
 ) -> dict:
     """`dropout`: of the pretraining (None: the preset's 0.1); `mask`: its masking rate; `mlm_out`: the folder in
     `work` it writes (or reuses); `unlabelled`: contract paragraphs from the pretraining
     corpus whose teacher predictions the student also learns (0: the labelled clauses only); `reuse_mlm`: distil the
-    model an earlier run pretrained in `work` instead of pretraining again."""
+    model an earlier run pretrained in `work` instead of pretraining again; `subclone_from`: a larger BERT (MiniLM)
+    moved onto the domain tokenizer (`vocab transfer`), whose subclone `mini` starts from instead of random weights.
+    The transfer and the subcloning count in the time budget (`pretrain_seconds_total`)."""
     from lmtailor.train.distill import DistillConfig, run_distill
+    from lmtailor.vocab import TransferConfig, run_transfer
 
     corpus, dev, tok = _domain_tokenizer(work, vocab)
     mlm = work / mlm_out
+    total = None
     if not (reuse_mlm and (mlm / "pretrain_report.json").exists()):
-        _pretrain_legal_en(work, corpus, tok, minutes, dropout, mlm_out, mask=mask)
+        t0 = time.perf_counter()
+        init = None
+        if subclone_from is not None:
+            moved = work / f"transfer-tok{vocab}"
+            init = run_transfer(TransferConfig.build(model=str(subclone_from), tokenizer=tok, out_dir=moved,
+                                                     overwrite=True, show_progress=False))  # fmt: skip
+        _pretrain_legal_en(work, corpus, tok, minutes, dropout, mlm_out, mask=mask, init=init)
+        total = round(time.perf_counter() - t0, 1)
     mlm_report = json.loads((mlm / "pretrain_report.json").read_text())
     held_out = _held_out(mlm, dev)
     clauses = DATA / "en-legal" / "cuad" / "clauses"
@@ -119,7 +132,8 @@ def bench_legal_en(
     teacher_report = json.loads((teacher / "finetune_report.json").read_text())
     return {
         "machine": _machine(), "minutes": minutes, "vocab": vocab, "pretrain_dropout": dropout, "mlm_probability": mask,
-        "distill_epochs": distill_epochs, "unlabelled": unlabelled, "pretrain": mlm_report,
+        "distill_epochs": distill_epochs, "unlabelled": unlabelled, "subclone_from": str(subclone_from or ""),
+        "pretrain_seconds_total": total, "pretrain": mlm_report,
         "held_out_dev_mlm": held_out,
         "student": {"dev": report.get("dev"), "test": report.get("test"), "train_seconds": report["train_seconds"],
                     "parameters": _params(student)},
@@ -127,11 +141,13 @@ def bench_legal_en(
     }  # fmt: skip
 
 
-def _probe_rate(work: Path, corpus: Path, tok: Path) -> float:
+def _probe_rate(work: Path, corpus: Path, tok: Path, init: Path | None = None) -> float:
     """Tokens/s of a 30-step `mini` run, so that a schedule's `steps` can end at a time budget."""
     from lmtailor.train.pretrain import PretrainConfig, run_pretrain
 
-    probe = run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", tokenizer=tok, out_dir=work / "probe",
+    model = str(init) if init else None
+    probe = run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", model=model, tokenizer=tok,
+                                              out_dir=work / "probe",
                                               steps=30, batch_size=32, seq_len=128, eval_split=None, overwrite=True,
                                               show_progress=False, logging_steps=10))  # fmt: skip
     return json.loads((probe / "pretrain_report.json").read_text())["tokens_per_second"]
@@ -139,13 +155,16 @@ def _probe_rate(work: Path, corpus: Path, tok: Path) -> float:
 
 def _pretrain_legal_en(work: Path, corpus: Path, tok: Path, minutes: float, dropout: float | None,
                        out: str = "mini-mlm", batch: int = 32, mask: float = 0.15,
-                       rate: float | None = None) -> Path:  # fmt: skip
-    """`mini` pretrained for `minutes`; linear decay reaches 0 at the step the measured rate reaches in that time."""
+                       rate: float | None = None, init: Path | None = None) -> Path:  # fmt: skip
+    """`mini` pretrained for `minutes` (from scratch, or subcloned from `init`); linear decay reaches 0 at the step
+    the measured rate reaches in that time."""
     from lmtailor.train.pretrain import PretrainConfig, run_pretrain
 
-    rate = rate or _probe_rate(work, corpus, tok)
+    rate = rate or _probe_rate(work, corpus, tok, init)
     steps = int(minutes * 60 * rate / (batch * 128) * 0.97)
-    return run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", tokenizer=tok, out_dir=work / out,
+    model = str(init) if init else None
+    return run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", model=model, tokenizer=tok,
+                                             out_dir=work / out,
                                              steps=steps, batch_size=batch, seq_len=128, lr=1e-3, warmup=0.05,
                                              max_minutes=minutes, dropout=dropout, mlm_probability=mask,
                                              eval_split=None, overwrite=True, show_progress=False, logging_steps=50,
@@ -351,6 +370,7 @@ def main() -> None:
     ap.add_argument("--distill-epochs", type=float, default=6)
     ap.add_argument("--unlabelled", type=int, default=0, help="legal-en: contract paragraphs added to distillation")
     ap.add_argument("--reuse-mlm", action="store_true", help="legal-en: distil the model pretrained in --work")
+    ap.add_argument("--subclone-from", type=Path, default=None, help="legal-en: a larger BERT to subclone `mini` from")
     ap.add_argument("--tag", default="", help="suffix of the results file name")
     ap.add_argument("--baseline-src", type=Path, default=None, help="data: an older checkout's src/ to compare")
     ap.add_argument("--model", type=Path, action="append", default=[], help="held-out: a model folder (repeatable)")
@@ -360,7 +380,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     if args.task == "legal-en":
         result = bench_legal_en(args.work, args.teacher, args.minutes, args.vocab, args.dropout, args.distill_epochs,
-                                args.unlabelled, args.reuse_mlm, args.mask, args.mlm_out)  # fmt: skip
+                                args.unlabelled, args.reuse_mlm, args.mask, args.mlm_out,
+                                args.subclone_from)  # fmt: skip
         _save(f"pretrain_legal_en{args.tag}.json", result)
     elif args.task == "levers":
         _save("pretrain_levers.json", bench_levers(args.work, args.minutes, args.vocab))
