@@ -289,7 +289,7 @@ def check_legal_en(corpus: Path, tok: Path, work: Path, clauses: Path, held_out:
 
 
 def check_subclone(corpus: Path, tok: Path, work: Path, clauses: Path, held_out: Path, init: Path,
-                   steps: int = 2063, batch: int = 32) -> dict:  # fmt: skip
+                   steps: int = 2063, batch: int = 32, lrs: str = "init,1e-3,3e-4") -> dict:  # fmt: skip
     """Which learning rate for `mini` subcloned from MiniLM, at the 45-CPU-minute run's token budget (its 2,063 steps
     of 32 × 128, 5% warmup, linear decay)? `init` is the subclone saved before training; each arm continues it, then
     is fine-tuned on the CUAD clauses like `legal-en` (no distillation: the teacher stays on the CPU machine)."""
@@ -298,7 +298,7 @@ def check_subclone(corpus: Path, tok: Path, work: Path, clauses: Path, held_out:
     from lmtailor.train.finetune import FinetuneConfig, run_finetune
 
     out: dict = {"steps": steps, "batch": batch}
-    arms = {"init": None, "lr1e-3": 1e-3, "lr3e-4": 3e-4}
+    arms = {"init" if lr == "init" else f"lr{lr}": None if lr == "init" else float(lr) for lr in lrs.split(",")}
     for name, lr in arms.items():
         model = init
         if lr is not None:
@@ -380,6 +380,9 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, help="legal-en: the 45-CPU-minute `mini` to fine-tune alongside")
     ap.add_argument("--minutes", type=float, default=4.0, help="legal-en: GPU pretraining minutes")
     ap.add_argument("--init", type=Path, help="subclone: `mini` subcloned from MiniLM, saved before training")
+    ap.add_argument("--subclone-steps", type=int, default=2063, help="subclone: pretraining steps of each arm")
+    ap.add_argument("--subclone-batch", type=int, default=32, help="subclone: pretraining batch")
+    ap.add_argument("--subclone-lrs", default="init,1e-3,3e-4", help="subclone: arms (`init`: not pretrained)")
     ap.add_argument("--sections", default="plan,precision,speed,stream,profile,cpu-bf16")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -397,7 +400,15 @@ def main() -> None:
             args.corpus, args.tokenizer, args.work, args.clauses, args.held_out, args.baseline, args.minutes, args.out
         ),
         "subclone": lambda: check_subclone(
-            args.corpus, args.tokenizer, args.work, args.clauses, args.held_out, args.init
+            args.corpus,
+            args.tokenizer,
+            args.work,
+            args.clauses,
+            args.held_out,
+            args.init,
+            args.subclone_steps,
+            args.subclone_batch,
+            args.subclone_lrs,
         ),
         "profile": lambda: check_profile(args.corpus, args.tokenizer, args.work),
         "cpu-bf16": lambda: check_cpu_bf16(args.corpus, args.tokenizer, args.work),
