@@ -250,6 +250,18 @@ def check_stream(corpus: Path, tok: Path, work: Path, batches: int = 200) -> lis
     return rows
 
 
+def _finetune_clauses(model: Path, clauses: Path, out: Path) -> tuple[Path, float]:
+    """`model` fine-tuned on the CUAD clauses (8 epochs, lr 3e-4, batch 16, max_length 256, patience 3); seconds."""
+    from lmtailor.train.finetune import FinetuneConfig, run_finetune
+
+    t0 = time.perf_counter()
+    folder = run_finetune(FinetuneConfig.build(task="cls", model=str(model), train=clauses / "train.jsonl",
+                                               dev=clauses / "dev.jsonl", test=clauses / "test.jsonl", epochs=8,
+                                               lr=3e-4, batch_size=16, max_length=256, patience=3, out_dir=out,
+                                               overwrite=True, show_progress=False))  # fmt: skip
+    return folder, round(time.perf_counter() - t0, 1)
+
+
 def check_legal_en(corpus: Path, tok: Path, work: Path, clauses: Path, held_out: Path, baseline: Path | None,
                    minutes: float, keep: Path | None = None, batch: int = 128,
                    probe_steps: int = 60) -> dict:  # fmt: skip
@@ -259,8 +271,6 @@ def check_legal_en(corpus: Path, tok: Path, work: Path, clauses: Path, held_out:
     model of 45 CPU-minutes) fine-tuned the same way, in the same run. Held-out MLM loss on `held_out` for both. The
     GPU-pretrained model is copied to `keep` (e.g. the results folder), so it can be distilled on a CPU later."""
     from pretrain_bench import _held_out
-
-    from lmtailor.train.finetune import FinetuneConfig, run_finetune
 
     _pretrain(corpus, tok, work / "legal-probe", "bf16", probe_steps, batch, logging_steps=probe_steps // 3, lr=1e-3)
     rate = _steady_rate(work / "legal-probe")
@@ -275,15 +285,9 @@ def check_legal_en(corpus: Path, tok: Path, work: Path, clauses: Path, held_out:
     for name, model in (("gpu", mlm), ("cpu_45min", baseline)):
         if model is None:
             continue
-        t0 = time.perf_counter()
-        folder = run_finetune(FinetuneConfig.build(task="cls", model=str(model), train=clauses / "train.jsonl",
-                                                   dev=clauses / "dev.jsonl", test=clauses / "test.jsonl",
-                                                   epochs=8, lr=3e-4, batch_size=16, max_length=256, patience=3,
-                                                   out_dir=work / f"legal-cls-{name}", overwrite=True,
-                                                   show_progress=False))  # fmt: skip
+        folder, seconds = _finetune_clauses(model, clauses, work / f"legal-cls-{name}")
         report = json.loads((folder / "finetune_report.json").read_text())
-        out[name] = {"held_out_mlm": _held_out(model, held_out), "finetune": report,
-                     "finetune_seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        out[name] = {"held_out_mlm": _held_out(model, held_out), "finetune": report, "finetune_seconds": seconds}
         print("legal-en", name, out[name], flush=True)
     return out
 
@@ -295,8 +299,6 @@ def check_subclone(corpus: Path, tok: Path, work: Path, clauses: Path, held_out:
     is fine-tuned on the CUAD clauses like `legal-en` (no distillation: the teacher stays on the CPU machine)."""
     from pretrain_bench import _held_out
 
-    from lmtailor.train.finetune import FinetuneConfig, run_finetune
-
     out: dict = {"steps": steps, "batch": batch}
     arms = {"init" if lr == "init" else f"lr{lr}": None if lr == "init" else float(lr) for lr in lrs.split(",")}
     for name, lr in arms.items():
@@ -306,17 +308,12 @@ def check_subclone(corpus: Path, tok: Path, work: Path, clauses: Path, held_out:
             pre = _pretrain(corpus, tok, model, "bf16", steps, batch, preset=None, model=str(init), lr=lr,
                             warmup=0.05, logging_steps=100)  # fmt: skip
             out[f"pretrain_{name}"] = {k: v for k, v in pre.items() if k != "curve"} | {"curve": pre["curve"][::2]}
-        t0 = time.perf_counter()
-        folder = run_finetune(FinetuneConfig.build(task="cls", model=str(model), train=clauses / "train.jsonl",
-                                                   dev=clauses / "dev.jsonl", test=clauses / "test.jsonl",
-                                                   epochs=8, lr=3e-4, batch_size=16, max_length=256, patience=3,
-                                                   out_dir=work / f"sub-cls-{name}", overwrite=True,
-                                                   show_progress=False))  # fmt: skip
+        folder, seconds = _finetune_clauses(model, clauses, work / f"sub-cls-{name}")
         report = json.loads((folder / "finetune_report.json").read_text())
         rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
         out[name] = {"held_out_mlm": _held_out(model, held_out), "dev": report.get("dev"), "test": report.get("test"),
                      "dev_by_epoch": [r["eval_accuracy"] for r in rows if "eval_accuracy" in r],
-                     "finetune_seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+                     "finetune_seconds": seconds}  # fmt: skip
         print("subclone", name, out[name], flush=True)
     return out
 

@@ -105,10 +105,15 @@ def to_byte_level(text: str) -> str:
     return "".join(table[b] for b in text.encode("utf-8"))
 
 
+@functools.cache
+def _byte_unmap() -> dict[str, int]:
+    return {c: b for b, c in _byte_map().items()}
+
+
 def from_byte_level(token: str) -> str | None:
     """The text a byte-level token spells (inverse of `to_byte_level`); None when it is not whole UTF-8 (a piece
     of a multi-byte character) or not in the byte alphabet."""
-    inverse = {c: b for b, c in _byte_map().items()}
+    inverse = _byte_unmap()
     try:
         return bytes(inverse[c] for c in token).decode("utf-8")
     except (KeyError, UnicodeDecodeError):
