@@ -4,6 +4,7 @@ torchrun parity with one process, and the bad inputs that must fail before train
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import signal
@@ -103,6 +104,17 @@ def test_pretrain_from_scratch_learns_and_writes_a_loadable_model(domain, tmp_pa
     assert "aten::" in (out / "profile.txt").read_text()
     assert (out / "protected_terms.txt").is_file()
     assert not list(tmp_path.glob(".mlm*"))  # checkpoints removed after success
+
+
+def test_bf16_run_scores_its_held_out_split_after_training(domain, tmp_path: Path) -> None:
+    """In bf16 the Trainer wraps the sparse-MLM forward in autocast on the instance; after the class is swapped back
+    for saving, the held-out loss must still run (it raised TypeError on CPUs with native bf16)."""
+    out = run_pretrain(PretrainConfig(**_config(domain, tmp_path / "bf16", steps=4, precision="bf16",
+                                                eval_split="train", eval_blocks=8)))  # fmt: skip
+    report = json.loads((out / "pretrain_report.json").read_text())
+    assert report["precision"] == "bf16" and report["eval_train"]["tokens"] > 0
+    assert math.isfinite(report["eval_train"]["loss"])
+    assert type(AutoModelForMaskedLM.from_pretrained(out)).__name__ == "BertForMaskedLM"
 
 
 def _subprocess(config: dict, path: Path) -> subprocess.Popen:

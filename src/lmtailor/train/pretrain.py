@@ -439,6 +439,10 @@ def run_pretrain(config: PretrainConfig) -> Path:
     if not trainer.is_world_process_zero():
         return Path(config.out_dir)
     model = trainer.accelerator.unwrap_model(trainer.model)
+    # Mixed precision leaves an autocast wrapper around the forward bound at prepare time (the sparse one) as an
+    # instance attribute; drop it so that the held-out loss after the swap runs BertForMaskedLM.forward.
+    model.__dict__.pop("forward", None)
+    model.__dict__.pop("_original_forward", None)
     if type(model) is SparseBertForMaskedLM:
         model.__class__ = BertForMaskedLM
     return _write_output(config, model, tokenizer, trainer, result, seconds, ckpt, precision, tok_dir,
