@@ -100,13 +100,18 @@ def test_plan_reads_model_folders_and_refuses_bad_input(tmp_path: Path) -> None:
     ids=["mini-b32"],  # 2 x 512 at batch 16 measured 727-834 MB in repeated runs (allocator slack): too noisy to pin
 )
 def test_memory_estimate_within_15_percent_of_measured_peak(shape: Shape, batch: int) -> None:
-    """Peak RSS growth of real fp32 AdamW steps on this CPU (a subprocess, so nothing else is counted)."""
+    """Peak RSS growth of real fp32 AdamW steps on this CPU (a subprocess, so nothing else is counted).
+
+    The median of three runs: heap slack varies between runs (mini-b32 measured 1,103-1,262 MB on one machine)."""
     if not Path("/proc/self/clear_refs").exists():
         pytest.skip("needs Linux /proc to reset and read the peak RSS")
-    out = subprocess.run(
-        [sys.executable, str(MEASURE), json.dumps(asdict(shape)), "8000", str(batch), "128", "3"],
-        capture_output=True, text=True, check=True, timeout=300,
-    )  # fmt: skip
-    measured = json.loads(out.stdout.strip().splitlines()[-1])["peak_growth"]
+    runs = []
+    for _ in range(3):
+        out = subprocess.run(
+            [sys.executable, str(MEASURE), json.dumps(asdict(shape)), "8000", str(batch), "128", "3"],
+            capture_output=True, text=True, check=True, timeout=300,
+        )  # fmt: skip
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1])["peak_growth"])
+    measured = sorted(runs)[1]
     estimate = memory(shape, 8000, 128, batch).total  # plain HF loss: every position decoded
     assert abs(estimate - measured) / measured <= 0.15, (estimate / 2**20, measured / 2**20)
