@@ -6,7 +6,7 @@
         [--dropout 0] [--mask 0.25] [--mlm-out mini-mlm-m25: its folder in --work] [--distill-epochs 12]
         [--unlabelled 8000: contract paragraphs the teacher labels for the student]
         [--reuse-mlm: distil the model already pretrained in --work] [--tag _v2: results file suffix]
-        [--patience 0: distil every epoch, no early stopping]
+        [--patience 0: distil every epoch, no early stopping] [--distill-seed 1: another seed of the distillation]
         [--subclone-from MODEL: start `mini` as a subclone of MODEL (e.g. MiniLM) moved onto the domain tokenizer]
     .venv/bin/python bench/pretrain_bench.py --task levers [--minutes 8]
         the pretraining levers (dropout 0, 25% masking, batch 16) against the 45-minute run's setting, each `mini`
@@ -99,13 +99,15 @@ def bench_legal_en(
     mlm_out: str = "mini-mlm",
     subclone_from: Path | None = None,
     patience: int = 2,
+    distill_seed: int = 0,
 ) -> dict:
     """`dropout`: of the pretraining (None: the preset's 0.1); `mask`: its masking rate; `mlm_out`: the folder in
     `work` it writes (or reuses); `unlabelled`: contract paragraphs from the pretraining
     corpus whose teacher predictions the student also learns (0: the labelled clauses only); `reuse_mlm`: distil the
     model an earlier run pretrained in `work` instead of pretraining again; `subclone_from`: a larger BERT (MiniLM)
     moved onto the domain tokenizer (`vocab transfer`), whose subclone `mini` starts from instead of random weights.
-    The transfer and the subcloning count in the time budget (`pretrain_seconds_total`)."""
+    The transfer and the subcloning count in the time budget (`pretrain_seconds_total`). `distill_seed`: of the
+    distillation (the unlabelled sample, the data order and the new classifier head)."""
     from lmtailor.train.distill import DistillConfig, run_distill
     from lmtailor.vocab import TransferConfig, run_transfer
 
@@ -129,13 +131,13 @@ def bench_legal_en(
     run_distill(DistillConfig.build(task="cls", train=clauses / "train.jsonl", dev=clauses / "dev.jsonl",
                                     test=clauses / "test.jsonl", teacher=str(teacher), model=str(mlm), out_dir=student,
                                     epochs=distill_epochs, lr=3e-4, batch_size=16, max_length=256, alpha=0.3,
-                                    temperature=2.0, patience=patience, overwrite=True, show_progress=False,
-                                    **extra))  # fmt: skip
+                                    temperature=2.0, patience=patience, seed=distill_seed, overwrite=True,
+                                    show_progress=False, **extra))  # fmt: skip
     report = json.loads((student / "finetune_report.json").read_text())
     teacher_report = json.loads((teacher / "finetune_report.json").read_text())
     return {
         "machine": _machine(), "minutes": minutes, "vocab": vocab, "pretrain_dropout": dropout, "mlm_probability": mask,
-        "distill_epochs": distill_epochs, "patience": patience, "unlabelled": unlabelled,
+        "distill_epochs": distill_epochs, "patience": patience, "unlabelled": unlabelled, "distill_seed": distill_seed,
         "subclone_from": str(subclone_from or ""), "pretrain_seconds_total": total, "pretrain": mlm_report,
         "held_out_dev_mlm": held_out,
         "student": {"dev": report.get("dev"), "test": report.get("test"), "train_seconds": report["train_seconds"],
@@ -375,6 +377,7 @@ def main() -> None:
     ap.add_argument("--reuse-mlm", action="store_true", help="legal-en: distil the model pretrained in --work")
     ap.add_argument("--subclone-from", type=Path, default=None, help="legal-en: a larger BERT to subclone `mini` from")
     ap.add_argument("--patience", type=int, default=2, help="legal-en: distillation early stopping (0: never)")
+    ap.add_argument("--distill-seed", type=int, default=0, help="legal-en: seed of the distillation")
     ap.add_argument("--tag", default="", help="suffix of the results file name")
     ap.add_argument("--baseline-src", type=Path, default=None, help="data: an older checkout's src/ to compare")
     ap.add_argument("--model", type=Path, action="append", default=[], help="held-out: a model folder (repeatable)")
@@ -385,7 +388,7 @@ def main() -> None:
     if args.task == "legal-en":
         result = bench_legal_en(args.work, args.teacher, args.minutes, args.vocab, args.dropout, args.distill_epochs,
                                 args.unlabelled, args.reuse_mlm, args.mask, args.mlm_out,
-                                args.subclone_from, args.patience)  # fmt: skip
+                                args.subclone_from, args.patience, args.distill_seed)  # fmt: skip
         _save(f"pretrain_legal_en{args.tag}.json", result)
     elif args.task == "levers":
         _save("pretrain_levers.json", bench_levers(args.work, args.minutes, args.vocab))
