@@ -14,6 +14,8 @@
     .venv/bin/python bench/pretrain_bench.py --task speed
         tokens/s of `lmtailor pretrain` against a minimal hand-written PyTorch MLM loop (same model, batch, sequence
         length, masking rate), each in its own process, alternated, in one run.
+    .venv/bin/python bench/pretrain_bench.py --task precision
+        fp32 against bf16 tokens/s and losses of `lmtailor pretrain` (the `mini` subclone of MiniLM), alternated.
     .venv/bin/python bench/pretrain_bench.py --task memory
         peak RSS of `lmtailor pretrain` (fixed steps) on a corpus and on the same corpus grown 10×.
     .venv/bin/python bench/pretrain_bench.py --task data [--baseline-src /tmp/old/src]
@@ -295,6 +297,38 @@ for line in open("/proc/self/status"):
 """
 
 
+def bench_precision(work: Path, vocab: int, steps: int = 60, rounds: int = 2) -> dict:
+    """fp32 against bf16 `lmtailor pretrain` of the subclone of MiniLM (batch 32 × 128), alternated `rounds` times:
+    tokens/s and the logged losses of each run."""
+    from lmtailor.tokenizer.hf import default_reference
+    from lmtailor.train.pretrain import PretrainConfig, run_pretrain
+    from lmtailor.vocab import TransferConfig, run_transfer
+
+    corpus, _, tok = _domain_tokenizer(work, vocab)
+    moved = work / f"transfer-tok{vocab}"
+    if not moved.exists():
+        run_transfer(TransferConfig.build(model=str(default_reference()), tokenizer=tok, out_dir=moved,
+                                          show_progress=False))  # fmt: skip
+    runs: dict = {"fp32": [], "bf16": []}
+    for _ in range(rounds):
+        for precision, rows in runs.items():
+            out = run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", model=str(moved), tokenizer=tok,
+                                                    out_dir=work / f"precision-{precision}", steps=steps,
+                                                    batch_size=32, seq_len=128, precision=precision, eval_split=None,
+                                                    overwrite=True, show_progress=False, logging_steps=10))  # fmt: skip
+            report = json.loads((out / "pretrain_report.json").read_text())
+            losses = [r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+                      if "loss" in r]  # fmt: skip
+            rows.append({"tokens_per_second": report["tokens_per_second"], "losses": losses})
+    mean = {k: sum(r["tokens_per_second"] for r in v) / len(v) for k, v in runs.items()}
+    return {
+        "machine": _machine(),
+        "steps": steps,
+        "runs": runs,
+        "bf16_over_fp32": round(mean["bf16"] / mean["fp32"], 2),
+    }
+
+
 def bench_memory(work: Path) -> dict:
     cuad = DATA / "en-legal" / "cuad" / "contracts" / "train"
     _, _, tok = _domain_tokenizer(work, 8000)
@@ -361,7 +395,9 @@ def bench_data(work: Path, baseline_src: Path | None, batches: int = 300, rounds
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "--task", required=True, choices=["legal-en", "levers", "speed", "speed-one", "memory", "data", "held-out"]
+        "--task",
+        required=True,
+        choices=["legal-en", "levers", "speed", "speed-one", "precision", "memory", "data", "held-out"],
     )
     ap.add_argument("--work", type=Path, default=Path("/tmp/pretrain-bench"))
     ap.add_argument("--teacher", type=Path, default=Path("/tmp/finetune-ls/cuad"))
@@ -394,6 +430,8 @@ def main() -> None:
         _save("pretrain_levers.json", bench_levers(args.work, args.minutes, args.vocab))
     elif args.task == "speed":
         _save("pretrain_speed.json", bench_speed(args.work, steps=args.steps, batch=args.batch))
+    elif args.task == "precision":
+        _save("pretrain_precision.json", bench_precision(args.work, args.vocab))
     elif args.task == "speed-one":
         _, _, tok = _domain_tokenizer(args.work, 8000)
         rate = _lmtailor_rate(args.work / "corpus", tok, args.work, args.steps, args.batch)
