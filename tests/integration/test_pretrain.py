@@ -173,15 +173,18 @@ def test_continued_pretraining_of_an_existing_bert(tiny_bert: Path, domain, tmp_
     before, after = _weights(tiny_bert), _weights(out)
     key = "bert.embeddings.word_embeddings.weight"
     assert before[key].shape == after[key].shape and not torch.equal(before[key], after[key])
+    assert json.loads((out / "pretrain_report.json").read_text())["new_mlm_head_tensors"] == 0  # it had its head
 
 
-def test_subclone_of_a_larger_bert_pretrains_and_reports_what_it_kept(domain, tmp_path: Path) -> None:
-    """--preset with --model: the preset's size, initialised from the model's most active weights, then trained."""
+@pytest.mark.parametrize("headless", [False, True], ids=["mlm", "encoder-only"])
+def test_subclone_of_a_larger_bert_pretrains_and_reports_what_it_kept(domain, tmp_path: Path, headless: bool) -> None:
+    """--preset with --model: the preset's size, initialised from the model's most active weights, then trained.
+    A source saved without its MLM head (a sentence encoder, like MiniLM) gets a new one, and the report says so."""
     corpus, tok = domain
     tokenizer = AutoTokenizer.from_pretrained(str(tok))
     torch.manual_seed(0)
     big = build_mlm(Shape(layers=3, hidden=128, heads=4, intermediate=512), tokenizer)  # heads of 32
-    big.save_pretrained(str(tmp_path / "big"))
+    (big.bert if headless else big).save_pretrained(str(tmp_path / "big"))
     tokenizer.save_pretrained(str(tmp_path / "big"))
     out = run_pretrain(PretrainConfig(corpus=[corpus], preset="tiny", model=str(tmp_path / "big"),
                                       out_dir=tmp_path / "sub", seq_len=32, batch_size=8, steps=4, save_every=100,
@@ -189,6 +192,7 @@ def test_subclone_of_a_larger_bert_pretrains_and_reports_what_it_kept(domain, tm
     report = json.loads((out / "pretrain_report.json").read_text())
     sub = report["subclone"]
     assert sub["source"] == str(tmp_path / "big") and sub["layers"] == [0, 2]  # tiny: 2 of 3 layers
+    assert report["new_mlm_head_tensors"] == (6 if headless else 0)  # dense, LayerNorm (2 each), decoder + bias
     assert sub["shape"]["hidden"] == 64 and sub["shape"]["heads"] == 2 and sub["calibration_tokens"] > 0
     model = AutoModelForMaskedLM.from_pretrained(str(out))
     c = model.config

@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 from transformers import (
-    AutoModelForMaskedLM,
     AutoTokenizer,
     BertForMaskedLM,
     Trainer,
@@ -45,7 +44,7 @@ from transformers.modeling_outputs import MaskedLMOutput
 
 from lmtailor.config import StageConfig
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError, OutputExistsError
-from lmtailor.models.presets import PRESETS, build_mlm
+from lmtailor.models.presets import PRESETS, build_mlm, load_mlm
 from lmtailor.models.subclone import subclone
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.train.finetune import _JsonlLog  # the same metrics.jsonl log as fine-tuning
@@ -147,19 +146,22 @@ def _calibration(config: PretrainConfig, tokenizer, tok_dir: Path | None, size: 
             for i in range(0, len(ids), size)]  # fmt: skip
 
 
-def _load_model(config: PretrainConfig, tokenizer, tok_dir: Path | None = None) -> tuple[torch.nn.Module, dict | None]:
+def _load_model(config: PretrainConfig, tokenizer, tok_dir: Path | None = None) -> tuple[torch.nn.Module, dict]:
+    """The model to train, and what its metrics should say about where it came from (a subclone, a new MLM head)."""
     torch.manual_seed(config.seed)
-    subclone_report = None
+    origin: dict = {}
     if config.preset and config.model:
-        source = AutoModelForMaskedLM.from_pretrained(config.model)
+        source, new_head = load_mlm(config.model)
         check_compatible(config, tokenizer, source)
         model, report = subclone(source, PRESETS[config.preset], _calibration(config, tokenizer, tok_dir))
-        subclone_report = {"source": config.model, **asdict(report)}
+        origin["subclone"] = {"source": config.model, **asdict(report)}
         del source
     elif config.preset:
         model = build_mlm(config.preset, tokenizer)
     else:
-        model = AutoModelForMaskedLM.from_pretrained(config.model)
+        model, new_head = load_mlm(config.model)
+    if config.model:
+        origin["new_mlm_head_tensors"] = len(new_head)
     if config.dropout is not None:
         for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             setattr(model.config, key, config.dropout)
@@ -168,7 +170,7 @@ def _load_model(config: PretrainConfig, tokenizer, tok_dir: Path | None = None) 
                 module.p = config.dropout
     if type(model) is BertForMaskedLM:
         model.__class__ = SparseBertForMaskedLM  # adds no state; swapped back before saving
-    return model, subclone_report
+    return model, origin
 
 
 def check_compatible(config: PretrainConfig, tokenizer, model) -> None:
@@ -416,7 +418,7 @@ def run_pretrain(config: PretrainConfig) -> Path:
     if not tokenizer.is_fast:
         raise InputFormatError(f"{tok_dir} has no fast tokenizer (tokenizer.json); whole-term masking needs offsets.")
     local_tok = tok_dir if tok_dir and tok_dir.is_dir() else None
-    model, subclone_report = _load_model(config, tokenizer, local_tok)
+    model, origin = _load_model(config, tokenizer, local_tok)
     check_compatible(config, tokenizer, model)
     stream = make_stream(config, tokenizer, config.split, None, local_tok)
     _first_block(stream, config)
@@ -446,7 +448,7 @@ def run_pretrain(config: PretrainConfig) -> Path:
     if type(model) is SparseBertForMaskedLM:
         model.__class__ = BertForMaskedLM
     return _write_output(config, model, tokenizer, trainer, result, seconds, ckpt, precision, tok_dir,
-                         subclone_report)  # fmt: skip
+                         origin)  # fmt: skip
 
 
 def mlm_eval_loss(model, stream: PackedMLMStream, max_blocks: int, batch_size: int = 32) -> dict | None:
@@ -486,9 +488,7 @@ def _eval(config: PretrainConfig, model, tokenizer, tok_dir) -> dict | None:
         return None
 
 
-def _write_output(
-    config, model, tokenizer, trainer, result, seconds, ckpt, precision, tok_dir, subclone_report=None
-) -> Path:
+def _write_output(config, model, tokenizer, trainer, result, seconds, ckpt, precision, tok_dir, origin=None) -> Path:
     history = trainer.state.log_history
     speeds = [r["tokens_per_second"] for r in history if "tokens_per_second" in r]
     metrics = {
@@ -503,8 +503,7 @@ def _write_output(
         "world_size": trainer.args.world_size,
         "data_workers": trainer.args.dataloader_num_workers,
     }
-    if subclone_report:
-        metrics["subclone"] = subclone_report
+    metrics.update(origin or {})
     held_out = _eval(config, model, tokenizer, tok_dir)
     if held_out:
         metrics[f"eval_{config.eval_split}"] = held_out

@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 from pydantic import Field
 from tokenizers import Tokenizer
-from transformers import AutoModelForMaskedLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 from lmtailor.config import StageConfig
 from lmtailor.errors import InputFormatError, InputNotFoundError
+from lmtailor.models.presets import load_mlm
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tokenizer.hf import is_uncased
 from lmtailor.tokenizer.pipeline import SPACE, from_byte_level
@@ -149,7 +150,7 @@ def _mlm_report(config: TransferConfig, src: Path, new_dir: Path) -> dict | None
     losses = {}
     for name, folder in (("original", src), ("transferred", new_dir), ("random_embeddings", new_dir)):
         torch.manual_seed(config.seed)
-        model = AutoModelForMaskedLM.from_pretrained(str(folder)).eval()
+        model = load_mlm(str(folder))[0].eval()
         if name == "random_embeddings":
             with torch.no_grad():
                 model.get_input_embeddings().weight.normal_(0.0, getattr(model.config, "initializer_range", 0.02))
