@@ -8,6 +8,7 @@
         [--reuse-mlm: distil the model already pretrained in --work] [--tag _v2: results file suffix]
         [--patience 0: distil every epoch, no early stopping] [--distill-seed 1: another seed of the distillation]
         [--subclone-from MODEL: start `mini` as a subclone of MODEL (e.g. MiniLM) moved onto the domain tokenizer]
+        [--hidden-weight 1: also match the teacher's hidden states; the teacher must use the domain tokenizer]
     .venv/bin/python bench/pretrain_bench.py --task levers [--minutes 8]
         the pretraining levers (dropout 0, 25% masking, batch 16) against the 45-minute run's setting, each `mini`
         pretrained for the same --minutes, scored by the held-out MLM loss on contracts/dev.
@@ -102,6 +103,8 @@ def bench_legal_en(
     subclone_from: Path | None = None,
     patience: int = 2,
     distill_seed: int = 0,
+    hidden_weight: float = 0.0,
+    tag: str = "",
 ) -> dict:
     """`dropout`: of the pretraining (None: the preset's 0.1); `mask`: its masking rate; `mlm_out`: the folder in
     `work` it writes (or reuses); `unlabelled`: contract paragraphs from the pretraining
@@ -109,7 +112,9 @@ def bench_legal_en(
     model an earlier run pretrained in `work` instead of pretraining again; `subclone_from`: a larger BERT (MiniLM)
     moved onto the domain tokenizer (`vocab transfer`), whose subclone `mini` starts from instead of random weights.
     The transfer and the subcloning count in the time budget (`pretrain_seconds_total`). `distill_seed`: of the
-    distillation (the unlabelled sample, the data order and the new classifier head)."""
+    distillation (the unlabelled sample, the data order and the new classifier head). `hidden_weight`: of the
+    hidden-state matching, for a teacher on the student's tokenizer (MiniLM moved onto it and fine-tuned). `tag`: the
+    student is written to `{mlm_out}-distilled{tag}`."""
     from lmtailor.train.distill import DistillConfig, run_distill
     from lmtailor.vocab import TransferConfig, run_transfer
 
@@ -128,18 +133,19 @@ def bench_legal_en(
     mlm_report = json.loads((mlm / "pretrain_report.json").read_text())
     held_out = _held_out(mlm, dev)
     clauses = DATA / "en-legal" / "cuad" / "clauses"
-    student = work / f"{mlm_out}-distilled"
+    student = work / f"{mlm_out}-distilled{tag}"
     extra = {"unlabelled": [corpus], "max_unlabelled": unlabelled} if unlabelled else {}
     run_distill(DistillConfig.build(task="cls", train=clauses / "train.jsonl", dev=clauses / "dev.jsonl",
                                     test=clauses / "test.jsonl", teacher=str(teacher), model=str(mlm), out_dir=student,
                                     epochs=distill_epochs, lr=3e-4, batch_size=16, max_length=256, alpha=0.3,
                                     temperature=2.0, patience=patience, seed=distill_seed, overwrite=True,
-                                    show_progress=False, **extra))  # fmt: skip
+                                    hidden_weight=hidden_weight, show_progress=False, **extra))  # fmt: skip
     report = json.loads((student / "finetune_report.json").read_text())
     teacher_report = json.loads((teacher / "finetune_report.json").read_text())
     return {
         "machine": _machine(), "minutes": minutes, "vocab": vocab, "pretrain_dropout": dropout, "mlm_probability": mask,
         "distill_epochs": distill_epochs, "patience": patience, "unlabelled": unlabelled, "distill_seed": distill_seed,
+        "hidden_weight": hidden_weight, "teacher_path": str(teacher),
         "subclone_from": str(subclone_from or ""), "pretrain_seconds_total": total, "pretrain": mlm_report,
         "held_out_dev_mlm": held_out,
         "student": {"dev": report.get("dev"), "test": report.get("test"), "train_seconds": report["train_seconds"],
@@ -414,6 +420,7 @@ def main() -> None:
     ap.add_argument("--subclone-from", type=Path, default=None, help="legal-en: a larger BERT to subclone `mini` from")
     ap.add_argument("--patience", type=int, default=2, help="legal-en: distillation early stopping (0: never)")
     ap.add_argument("--distill-seed", type=int, default=0, help="legal-en: seed of the distillation")
+    ap.add_argument("--hidden-weight", type=float, default=0.0, help="legal-en: hidden-state matching weight")
     ap.add_argument("--tag", default="", help="suffix of the results file name")
     ap.add_argument("--baseline-src", type=Path, default=None, help="data: an older checkout's src/ to compare")
     ap.add_argument("--model", type=Path, action="append", default=[], help="held-out: a model folder (repeatable)")
@@ -424,7 +431,8 @@ def main() -> None:
     if args.task == "legal-en":
         result = bench_legal_en(args.work, args.teacher, args.minutes, args.vocab, args.dropout, args.distill_epochs,
                                 args.unlabelled, args.reuse_mlm, args.mask, args.mlm_out,
-                                args.subclone_from, args.patience, args.distill_seed)  # fmt: skip
+                                args.subclone_from, args.patience, args.distill_seed, args.hidden_weight,
+                                args.tag)  # fmt: skip
         _save(f"pretrain_legal_en{args.tag}.json", result)
     elif args.task == "levers":
         _save("pretrain_levers.json", bench_levers(args.work, args.minutes, args.vocab))
