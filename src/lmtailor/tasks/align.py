@@ -175,7 +175,8 @@ def encode_cls(
         budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
         head = budget // 4
         prefix, suffix = _special_frame(tokenizer)
-        for i, ids in enumerate(tokenizer(list(texts), add_special_tokens=False)["input_ids"]):
+        # verbose=False: the full texts are meant to exceed max_length here (they are cut below), so no warning
+        for i, ids in enumerate(tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]):
             kept = ids if len(ids) <= budget else ids[:head] + ids[len(ids) - (budget - head) :]
             full = prefix + kept + suffix
             out.features.append({"input_ids": full, "attention_mask": [1] * len(full)})
