@@ -13,15 +13,11 @@ domain does not use (the product plan's point: 8k domain tokens instead of 30k g
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass
 
-from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM, PreTrainedModel, PreTrainedTokenizerBase
-from transformers.utils import logging as hf_logging
+from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerBase
 
 from lmtailor.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,32 +80,3 @@ def build_mlm(preset: str | Shape, tokenizer: PreTrainedTokenizerBase, max_posit
         bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
     )  # fmt: skip
     return BertForMaskedLM(config)
-
-
-_MLM_HEADS = ("cls.", "lm_head.")  # BERT's and RoBERTa's MLM head modules
-
-
-def load_mlm(name: str) -> tuple[PreTrainedModel, list[str]]:
-    """`AutoModelForMaskedLM.from_pretrained(name)`, and the names of the head tensors it had to initialise.
-
-    A sentence encoder (MiniLM from sentence-transformers) is saved as a `BertModel`, without the MLM head; loading it
-    for MLM initialises a new head, tied to the word embeddings, and transformers reports that as "This checkpoint
-    seem corrupted". That is expected, so this logs one plain line instead. Missing *encoder* weights are not
-    expected (the checkpoint is of another architecture, or damaged), and are logged as a warning by name.
-    """
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        model, info = AutoModelForMaskedLM.from_pretrained(name, output_loading_info=True)
-    finally:
-        hf_logging.set_verbosity(level)
-    missing = sorted(info["missing_keys"])
-    head = [k for k in missing if k.startswith(_MLM_HEADS)]
-    body = [k for k in missing if not k.startswith(_MLM_HEADS)] + sorted(str(k) for k in info["mismatched_keys"])
-    if head:
-        log.info("%s has no MLM head (%d tensors); a new one is initialised, its decoder tied to the word embeddings",
-                 name, len(head))  # fmt: skip
-    if body:
-        log.warning("%s lacks %d encoder tensors, which are randomly initialised: %s%s", name, len(body),
-                    ", ".join(body[:8]), " …" if len(body) > 8 else "")  # fmt: skip
-    return model, head

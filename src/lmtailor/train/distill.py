@@ -38,6 +38,7 @@ from transformers import (
 
 from lmtailor.corpus.source import iter_texts
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError
+from lmtailor.models.loading import load_pretrained
 from lmtailor.tasks.align import IGNORE, Encoded, encode_cls, encode_ner
 from lmtailor.tasks.inference import forward, load_task_model
 from lmtailor.train.finetune import (
@@ -90,8 +91,8 @@ def _student(config: DistillConfig, names: list[str]):
             )
     auto = AutoModelForTokenClassification if config.task == "ner" else AutoModelForSequenceClassification
     id2label = dict(enumerate(names))
-    return auto.from_pretrained(str(config.model), num_labels=len(names), id2label=id2label,
-                                label2id={n: i for i, n in id2label.items()}, ignore_mismatched_sizes=True)  # fmt: skip
+    return load_pretrained(auto, str(config.model), num_labels=len(names), id2label=id2label,
+                           label2id={n: i for i, n in id2label.items()}, ignore_mismatched_sizes=True)[0]  # fmt: skip
 
 
 def _cls_targets(teacher, ttok, tspec, texts: list[str], batch: int) -> np.ndarray:

@@ -36,6 +36,7 @@ from transformers import (
 
 from lmtailor.config import StageConfig
 from lmtailor.errors import ConfigError, InputFormatError, OutputExistsError
+from lmtailor.models.loading import load_pretrained
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tasks import check_splits, read_cls, read_ner
 from lmtailor.tasks.align import IGNORE, decode_cls, decode_ner, encode_cls, encode_ner
@@ -248,8 +249,8 @@ def run_finetune(config: FinetuneConfig) -> Path:
         raise InputFormatError(f"{config.model} has no fast tokenizer (tokenizer.json); lmtailor needs offsets.")
     auto = AutoModelForTokenClassification if config.task == "ner" else AutoModelForSequenceClassification
     torch.manual_seed(config.seed)
-    model = auto.from_pretrained(config.model, num_labels=len(names), id2label=id2label, label2id=label2id,
-                                 ignore_mismatched_sizes=True)  # fmt: skip
+    model, _ = load_pretrained(auto, config.model, num_labels=len(names), id2label=id2label, label2id=label2id,
+                               ignore_mismatched_sizes=True)  # fmt: skip
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit and config.max_length > limit:
         raise ConfigError(f"max_length {config.max_length} exceeds {config.model}'s {limit} positions; lower it.")

@@ -44,7 +44,8 @@ from transformers.modeling_outputs import MaskedLMOutput
 
 from lmtailor.config import StageConfig
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError, OutputExistsError
-from lmtailor.models.presets import PRESETS, build_mlm, load_mlm
+from lmtailor.models.loading import load_mlm
+from lmtailor.models.presets import PRESETS, build_mlm
 from lmtailor.models.subclone import subclone
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.train.finetune import _JsonlLog  # the same metrics.jsonl log as fine-tuning

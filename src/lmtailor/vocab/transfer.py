@@ -23,7 +23,7 @@ from transformers import AutoTokenizer
 
 from lmtailor.config import StageConfig
 from lmtailor.errors import InputFormatError, InputNotFoundError
-from lmtailor.models.presets import load_mlm
+from lmtailor.models.loading import load_mlm
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tokenizer.hf import is_uncased
 from lmtailor.tokenizer.pipeline import SPACE, from_byte_level

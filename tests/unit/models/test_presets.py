@@ -36,33 +36,3 @@ def test_bad_shapes_and_names() -> None:
         Shape(layers=2, hidden=100, heads=3, intermediate=10)
     with pytest.raises(ConfigError, match="unknown model preset"):
         preset_shape("huge")
-
-
-def test_load_mlm_of_a_headless_encoder_says_so_plainly(tmp_path: Path, caplog, capsys) -> None:
-    """A sentence encoder saved as `BertModel` (MiniLM) gets a new, tied MLM head and one plain log line, not
-    transformers' "This checkpoint seem corrupted"; an MLM checkpoint loads with nothing new."""
-    import logging
-
-    import torch
-    from transformers import BertModel
-
-    from lmtailor.models.presets import bert_config, load_mlm
-
-    torch.manual_seed(0)
-    encoder = BertModel(bert_config(PRESETS["tiny"], vocab_size=50), add_pooling_layer=True)
-    encoder.save_pretrained(tmp_path / "encoder")
-    with caplog.at_level(logging.INFO, logger="lmtailor"):
-        model, new = load_mlm(str(tmp_path / "encoder"))
-    assert new and all(k.startswith("cls.predictions.") for k in new)
-    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
-    assert torch.equal(model.bert.embeddings.word_embeddings.weight, encoder.embeddings.word_embeddings.weight)
-    assert any("has no MLM head" in r.getMessage() for r in caplog.records)
-    assert not any(r.levelno >= logging.WARNING for r in caplog.records)
-    assert "corrupted" not in capsys.readouterr().err
-
-    model.save_pretrained(tmp_path / "mlm")
-    caplog.clear()
-    with caplog.at_level(logging.INFO, logger="lmtailor"):
-        again, new = load_mlm(str(tmp_path / "mlm"))
-    assert new == [] and not caplog.records
-    assert torch.equal(again.cls.predictions.transform.dense.weight, model.cls.predictions.transform.dense.weight)
