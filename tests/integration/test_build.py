@@ -54,16 +54,23 @@ def test_second_run_is_a_no_op_and_a_change_reruns_only_what_follows(tmp_path: P
     assert json.loads((tmp_path / "work" / "build.json").read_text())["tok"]["key"]
     again = run_build(load_recipe(path), show_progress=False)
     assert _status(again) == {"corpus": "cached", "tok": "cached", "tok_eval": "cached"}
-    # One field of the tokenizer changes: the tokenizer and its evaluation rerun, the corpus does not.
+    # One field of the tokenizer changes: the tokenizer and its evaluation rerun, the corpus does not. The time
+    # estimate is the last run's, and says that the stage has changed since (its settings may change its time).
     changed = _recipe(tmp_path, {**TOKENIZER_STAGES, "tok": {**TOKENIZER_STAGES["tok"], "vocab_size": 320}})
-    assert _status(run_build(load_recipe(changed), show_progress=False)) == {
+    lines: list[str] = []
+    assert _status(run_build(load_recipe(changed), show_progress=False, echo=lines.append)) == {
         "corpus": "cached", "tok": "ran", "tok_eval": "ran"}  # fmt: skip
+    tok_line = next(m for m in lines if m.startswith("[2/3] tok "))
+    assert "left at the last run's times; this stage has changed since)" in tok_line, lines
     # The input data changes: everything reruns.
     (tmp_path / "data" / "docs" / "d0.txt").write_text("A new clause about force majeure events.\n")
     assert set(_status(run_build(load_recipe(changed), show_progress=False)).values()) == {"ran"}
     # --force reruns a stage and, since its output may differ, the stages that read it; not those before it.
-    assert _status(run_build(load_recipe(changed), force=["tok"], show_progress=False)) == {
+    lines.clear()
+    assert _status(run_build(load_recipe(changed), force=["tok"], show_progress=False, echo=lines.append)) == {
         "corpus": "cached", "tok": "ran", "tok_eval": "ran"}  # fmt: skip
+    forced = next(m for m in lines if m.startswith("[2/3] tok "))
+    assert "left at the last run's times)" in forced, lines  # the same stage as timed: no caveat
     # --from / --until select a range.
     assert _status(run_build(load_recipe(changed), start="tok", until="tok", force=["tok"], show_progress=False)) == {
         "corpus": "skipped", "tok": "ran", "tok_eval": "skipped"}  # fmt: skip

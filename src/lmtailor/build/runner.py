@@ -108,7 +108,9 @@ def run_build(recipe: Recipe, start: str | None = None, until: str | None = None
             results.append(StageResult(stage.name, "cached", 0.0, out))
             continue
         eta = _eta(recipe, state, i, last)
-        echo(f"[{n}/{total}] {stage.name} ({stage.kind}) → {out}" + (f"  (about {eta} left)" if eta else ""))
+        changed = "key" in previous and previous["key"] != key  # settings or inputs differ from the timed run
+        note = f"  (about {eta} left at the last run's times" + ("; this stage has changed since)" if changed else ")")
+        echo(f"[{n}/{total}] {stage.name} ({stage.kind}) → {out}" + (note if eta else ""))
         t0 = time.perf_counter()
         config = stage.config.model_copy(update={"show_progress": show_progress})
         try:
