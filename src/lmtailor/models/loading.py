@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from transformers import PreTrainedModel
+from transformers import AutoModelForMaskedLM, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def load_pretrained(auto, name: str, **kwargs) -> tuple[PreTrainedModel, list[st
         model, info = auto.from_pretrained(name, output_loading_info=True, **kwargs)
     finally:
         hf_logging.set_verbosity(level)
-    base = getattr(model, "base_model_prefix", "") or "\0"
+    base = getattr(model, "base_model_prefix", "")  # "" (no base model): every new tensor is a head's
     mismatched = sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", []))
     new = sorted({*info["missing_keys"], *mismatched})
     head = [k for k in new if _is_head(k, base)]
@@ -55,6 +55,4 @@ def load_pretrained(auto, name: str, **kwargs) -> tuple[PreTrainedModel, list[st
 def load_mlm(name: str) -> tuple[PreTrainedModel, list[str]]:
     """An MLM from `name`; a sentence encoder saved without the MLM head gets a new one, its decoder tied to the word
     embeddings (the second value names its tensors; empty for an MLM checkpoint)."""
-    from transformers import AutoModelForMaskedLM
-
     return load_pretrained(AutoModelForMaskedLM, name)

@@ -489,7 +489,7 @@ def _eval(config: PretrainConfig, model, tokenizer, tok_dir) -> dict | None:
         return None
 
 
-def _write_output(config, model, tokenizer, trainer, result, seconds, ckpt, precision, tok_dir, origin=None) -> Path:
+def _write_output(config, model, tokenizer, trainer, result, seconds, ckpt, precision, tok_dir, origin: dict) -> Path:
     history = trainer.state.log_history
     speeds = [r["tokens_per_second"] for r in history if "tokens_per_second" in r]
     metrics = {
@@ -504,7 +504,7 @@ def _write_output(config, model, tokenizer, trainer, result, seconds, ckpt, prec
         "world_size": trainer.args.world_size,
         "data_workers": trainer.args.dataloader_num_workers,
     }
-    metrics.update(origin or {})
+    metrics.update(origin)  # subclone report, new MLM head
     held_out = _eval(config, model, tokenizer, tok_dir)
     if held_out:
         metrics[f"eval_{config.eval_split}"] = held_out
