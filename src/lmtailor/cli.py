@@ -56,6 +56,11 @@ def main(
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False)],
     )
+    # transformers draws a bar for every sub-second load and save ("Loading weights", "Writing model shards"); the
+    # stages report their own progress, and the Trainer's bar is not one of these.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _run(stage: str, section: str, config_path: Path | None, **overrides: Any) -> Path:

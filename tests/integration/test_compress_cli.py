@@ -39,8 +39,9 @@ def test_compression_chain(tmp_path: Path, clause_classifier: Path):
     train, dev = _cls_file(tmp_path / "train.jsonl", 48, 0), _cls_file(tmp_path / "dev.jsonl", 12, 1)
     teacher, student = tmp_path / "teacher", tmp_path / "student"
     common = ["--max-length", "32", "--stride", "8", "--batch-size", "8", "--patience", "0"]
-    _invoke("finetune", "cls", str(train), "-m", str(clause_classifier), "--dev", str(dev), "--out", str(teacher),
-            "--epochs", "6", "--lr", "3e-3", *common)  # fmt: skip
+    result = _invoke("finetune", "cls", str(train), "-m", str(clause_classifier), "--dev", str(dev), "--out",
+                     str(teacher), "--epochs", "6", "--lr", "3e-3", *common)  # fmt: skip
+    assert "Loading weights" not in result.output and "Writing model shards" not in result.output  # HF's bars: off
     result = _invoke("prune", str(teacher), "--data", str(train), "--layers", "2", "--ffn-size", "32",
                      "--out", str(tmp_path / "pruned"))  # fmt: skip
     assert "FFN 64 → 32" in result.output
