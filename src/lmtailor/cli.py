@@ -40,6 +40,10 @@ ConfigOpt = Annotated[
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")]
 OverwriteOpt = Annotated[bool | None, typer.Option("--overwrite/--no-overwrite", help="Replace an existing output.")]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed.")]
+DropoutOpt = Annotated[float | None, typer.Option(help="Set the model's dropout rates (hidden and attention).")]
+AttnDropoutOpt = Annotated[
+    float | None, typer.Option(help="Set the attention-probability dropout alone; 0 lets a CPU use fused attention.")
+]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
 
 
@@ -392,7 +396,7 @@ def pretrain_cmd(
     save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
     profile: Annotated[int | None, typer.Option(help="Profile N steps (profile.txt).")] = None,
     data_workers: Annotated[int | None, typer.Option(help="Data processes (default 0 on CPU, CPUs-1 per GPU).")] = None,
-    resume: ResumeOpt = None,
+    dropout: DropoutOpt = None, attention_dropout: AttnDropoutOpt = None, resume: ResumeOpt = None,
     config: ConfigOpt = None, overwrite: OverwriteOpt = None, seed: SeedOpt = None, progress: ProgressOpt = True,
 ) -> None:  # fmt: skip
     """MLM pretraining with whole-term masking: an lmtailor preset from scratch or subcloned from a larger BERT, or any
@@ -402,7 +406,8 @@ def pretrain_cmd(
         tokenizer=tokenizer, terms=_paths(terms), masking=masking, seq_len=seq_len, steps=steps,
         max_minutes=max_minutes, batch_size=batch_size, grad_accum=grad_accum, lr=lr, precision=precision,
         scheduler=scheduler, gradient_checkpointing=gradient_checkpointing, save_every=save_every, profile=profile,
-        data_workers=data_workers, resume=resume, overwrite=overwrite, seed=seed, show_progress=progress,
+        data_workers=data_workers, dropout=dropout, attention_dropout=attention_dropout, resume=resume,
+        overwrite=overwrite, seed=seed, show_progress=progress,
     )  # fmt: skip
     if int(os.environ.get("RANK", "0")) == 0:
         typer.echo((out_dir / "pretrain_report.json").read_text(encoding="utf-8"))
@@ -484,6 +489,7 @@ def finetune_cmd(
     max_length: MaxLenOpt = None, stride: StrideOpt = None, precision: PrecisionOpt = None,
     class_weights: WeightsOpt = None, patience: PatienceOpt = None, resume: ResumeOpt = None,
     label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing of the loss (0: none).")] = None,
+    dropout: DropoutOpt = None, attention_dropout: AttnDropoutOpt = None,
     config: ConfigOpt = None, overwrite: OverwriteOpt = None, seed: SeedOpt = None, progress: ProgressOpt = True,
 ) -> None:  # fmt: skip
     """Fine-tune for text classification (jsonl/csv) or entity recognition (token-tag columns, span JSON)."""
@@ -492,7 +498,8 @@ def finetune_cmd(
         text_field=text_field, label_field=label_field, long_text=long_text, ner_format=ner_format, nested=nested,
         invalid_tags=invalid_tags, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr,
         max_length=max_length, stride=stride, precision=precision, class_weights=class_weights, patience=patience,
-        resume=resume, label_smoothing=label_smoothing, overwrite=overwrite, seed=seed, show_progress=progress,
+        resume=resume, label_smoothing=label_smoothing, dropout=dropout, attention_dropout=attention_dropout,
+        overwrite=overwrite, seed=seed, show_progress=progress,
     )  # fmt: skip
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only the main process writes and reports
         typer.echo((out_dir / "finetune_report.json").read_text(encoding="utf-8"))
@@ -513,8 +520,9 @@ def distill_cmd(
     attention_weight: Annotated[float | None, typer.Option(help="Attention matching weight.")] = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, grad_accum: AccumOpt = None, lr: LrOpt = None,
     max_length: MaxLenOpt = None, stride: StrideOpt = None, precision: PrecisionOpt = None,
-    patience: PatienceOpt = None, resume: ResumeOpt = None, config: ConfigOpt = None, overwrite: OverwriteOpt = None,
-    seed: SeedOpt = None, progress: ProgressOpt = True,
+    patience: PatienceOpt = None, dropout: DropoutOpt = None, attention_dropout: AttnDropoutOpt = None,
+    resume: ResumeOpt = None, config: ConfigOpt = None, overwrite: OverwriteOpt = None, seed: SeedOpt = None,
+    progress: ProgressOpt = True,
 ) -> None:  # fmt: skip
     """Distil a fine-tuned teacher into a smaller student (cached teacher logits, optional hidden matching)."""
     out_dir = _run(
@@ -522,7 +530,8 @@ def distill_cmd(
         dev=dev, test=test, alpha=alpha, temperature=temperature, unlabelled=_paths(unlabelled),
         max_unlabelled=max_unlabelled, hidden_weight=hidden_weight, attention_weight=attention_weight, epochs=epochs,
         batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_length=max_length, stride=stride,
-        precision=precision, patience=patience, resume=resume, overwrite=overwrite, seed=seed, show_progress=progress,
+        precision=precision, patience=patience, dropout=dropout, attention_dropout=attention_dropout, resume=resume,
+        overwrite=overwrite, seed=seed, show_progress=progress,
     )  # fmt: skip
     if int(os.environ.get("RANK", "0")) == 0:
         typer.echo((out_dir / "finetune_report.json").read_text(encoding="utf-8"))

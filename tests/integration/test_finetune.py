@@ -133,9 +133,11 @@ def test_command_line_finetune_evaluate_predict(tiny_bert, tmp_path):
     runner = CliRunner()
     args = ["finetune", "ner", str(train), "--model", str(tiny_bert), "--dev", str(dev), "--out", str(tmp_path / "m"),
             "--epochs", "10", "--lr", "1e-2", "--batch-size", "8", "--max-length", "32", "--stride", "4",
-            "--no-progress"]  # fmt: skip
+            "--attention-dropout", "0", "--no-progress"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["attention_probs_dropout_prob"] == 0.0 and saved["hidden_dropout_prob"] == 0.1
     result = runner.invoke(
         app, ["evaluate", str(tmp_path / "m"), str(dev), "--out", str(tmp_path / "ev"), "--no-progress"]
     )

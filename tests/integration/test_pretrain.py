@@ -242,6 +242,9 @@ def test_resume_with_other_settings_is_refused(domain, tmp_path: Path) -> None:
         run_pretrain(PretrainConfig(**_config(domain, tmp_path / "r", steps=10, lr=1e-4, resume=True,
                                               overwrite=True)))  # fmt: skip
     assert (ckpt / "run.json").is_file()  # the old checkpoints are kept for a correct resume
+    with pytest.raises(ConfigError, match="attention_dropout"):  # a setting older runs did not record still counts
+        run_pretrain(PretrainConfig(**_config(domain, tmp_path / "r", steps=10, attention_dropout=0.0, resume=True,
+                                              overwrite=True)))  # fmt: skip
 
 
 def test_data_workers_feed_the_trainer_deterministically_and_must_match_on_resume(domain, tmp_path: Path) -> None:
@@ -267,9 +270,11 @@ def test_cli_pretrain_and_plan(domain, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["pretrain", str(corpus), "--preset", "tiny", "--tokenizer", str(tok), "--out",
                                  str(tmp_path / "cli"), "--steps", "4", "--seq-len", "32", "--batch-size", "4",
-                                 "--no-progress"])  # fmt: skip
+                                 "--attention-dropout", "0", "--no-progress"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "cli" / "pretrain_report.json").read_text())["steps"] == 4
+    saved = json.loads((tmp_path / "cli" / "config.json").read_text())  # the rates it was trained with
+    assert saved["attention_probs_dropout_prob"] == 0.0 and saved["hidden_dropout_prob"] == 0.1
     result = runner.invoke(app, ["plan", "--preset", "litebert", "--vocab", "8000", "--hardware", "rtx3070",
                                  "--devices", "3", "--json", str(tmp_path / "plan.json")])  # fmt: skip
     assert result.exit_code == 0, result.output

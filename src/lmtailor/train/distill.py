@@ -38,6 +38,7 @@ from transformers import (
 
 from lmtailor.corpus.source import iter_texts
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError
+from lmtailor.models.dropout import set_dropout
 from lmtailor.models.loading import load_pretrained
 from lmtailor.tasks.align import IGNORE, Encoded, encode_cls, encode_ner
 from lmtailor.tasks.inference import forward, load_task_model
@@ -326,6 +327,7 @@ def run_distill(config: DistillConfig) -> Path:
         raise InputFormatError(f"{config.model} has no fast tokenizer (tokenizer.json); lmtailor needs offsets.")
     torch.manual_seed(config.seed)
     student = _student(config, names)
+    set_dropout(student, config.dropout, config.attention_dropout)
     train_enc = _transfer_set(config, stok, (teacher, ttok, tspec), train, label2id)
     live, projections = _live_teacher(config, teacher, ttok, stok, student)
     dev_enc = _encode(config, stok, dev, label2id).sorted_by_length() if dev else None

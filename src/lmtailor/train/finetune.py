@@ -36,6 +36,7 @@ from transformers import (
 
 from lmtailor.config import StageConfig
 from lmtailor.errors import ConfigError, InputFormatError, OutputExistsError
+from lmtailor.models.dropout import set_dropout
 from lmtailor.models.loading import load_pretrained
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tasks import check_splits, read_cls, read_ner
@@ -82,6 +83,11 @@ class FinetuneConfig(StageConfig):
     )
     class_weights: bool = Field(False, description="Weight the loss by inverse class frequency (imbalanced data).")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the cross-entropy (0: none).")
+    dropout: float | None = Field(None, ge=0, lt=1, description="Set the model's dropout rates (None: its own).")
+    attention_dropout: float | None = Field(
+        None, ge=0, lt=1, description="Set the attention-probability dropout alone (after `dropout`); 0 lets a CPU "
+        "use fused attention, 2x faster at 512 tokens."
+    )  # fmt: skip
     metric: str | None = Field(None, description="Dev metric for early stopping (default: accuracy / entity f1).")
     patience: int = Field(2, ge=0, description="Evaluations without dev improvement before stopping (0: never).")
     eval_every: int | None = Field(None, ge=1, description="Evaluate every N steps (default: every epoch).")
@@ -251,6 +257,7 @@ def run_finetune(config: FinetuneConfig) -> Path:
     torch.manual_seed(config.seed)
     model, _ = load_pretrained(auto, config.model, num_labels=len(names), id2label=id2label, label2id=label2id,
                                ignore_mismatched_sizes=True)  # fmt: skip
+    set_dropout(model, config.dropout, config.attention_dropout)
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit and config.max_length > limit:
         raise ConfigError(f"max_length {config.max_length} exceeds {config.model}'s {limit} positions; lower it.")

@@ -44,6 +44,7 @@ from transformers.modeling_outputs import MaskedLMOutput
 
 from lmtailor.config import StageConfig
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError, OutputExistsError
+from lmtailor.models.dropout import set_dropout
 from lmtailor.models.loading import load_mlm
 from lmtailor.models.presets import PRESETS, build_mlm
 from lmtailor.models.subclone import subclone
@@ -95,6 +96,10 @@ class PretrainConfig(StageConfig):
     )
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
     dropout: float | None = Field(None, ge=0, lt=1, description="Override the model's dropout (0 for exact tests).")
+    attention_dropout: float | None = Field(
+        None, ge=0, lt=1, description="Override the attention-probability dropout alone (after `dropout`); 0 lets "
+        "a CPU use fused attention, 2x faster at 512 tokens."
+    )  # fmt: skip
     shuffle_buffer: int = Field(1000, ge=1, description="Blocks held for shuffling the stream.")
     data_workers: int | None = Field(
         None, ge=0, le=64,
@@ -163,12 +168,7 @@ def _load_model(config: PretrainConfig, tokenizer, tok_dir: Path | None = None) 
         model, new_head = load_mlm(config.model)
     if config.model:
         origin["new_mlm_head_tensors"] = len(new_head)
-    if config.dropout is not None:
-        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            setattr(model.config, key, config.dropout)
-        for module in model.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.p = config.dropout
+    set_dropout(model, config.dropout, config.attention_dropout)
     if type(model) is BertForMaskedLM:
         model.__class__ = SparseBertForMaskedLM  # adds no state; swapped back before saving
     return model, origin
@@ -220,6 +220,8 @@ def fingerprint(config: PretrainConfig) -> dict:
             "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup", "scheduler", "dropout",
             "shuffle_buffer", "seed"}  # fmt: skip
     values = config.model_dump(mode="json", include=keep)
+    if config.attention_dropout is not None:  # only when set: older runs' fingerprints stay valid
+        values["attention_dropout"] = config.attention_dropout
     if config.preset and config.model:  # the blocks that choose a subclone's weights
         values["calibration_blocks"] = config.calibration_blocks
     if (workers := data_workers(config)) > 1:  # more than one worker reorders the stream (0 and 1 do not)
