@@ -17,6 +17,8 @@
         length, masking rate), each in its own process, alternated, in one run.
     .venv/bin/python bench/pretrain_bench.py --task precision
         fp32 against bf16 tokens/s and losses of `lmtailor pretrain` (the `mini` subclone of MiniLM), alternated.
+    .venv/bin/python bench/pretrain_bench.py --task attention-dropout
+        tokens/s of the same, at 128 and 512 tokens, with BERT's attention dropout (0.1) and with none, alternated.
     .venv/bin/python bench/pretrain_bench.py --task memory
         peak RSS of `lmtailor pretrain` (fixed steps) on a corpus and on the same corpus grown 10×.
     .venv/bin/python bench/pretrain_bench.py --task data [--baseline-src /tmp/old/src]
@@ -303,11 +305,9 @@ for line in open("/proc/self/status"):
 """
 
 
-def bench_precision(work: Path, vocab: int, steps: int = 60, rounds: int = 2) -> dict:
-    """fp32 against bf16 `lmtailor pretrain` of the subclone of MiniLM (batch 32 × 128), alternated `rounds` times:
-    tokens/s and the logged losses of each run."""
+def _moved_minilm(work: Path, vocab: int) -> tuple[Path, Path, Path]:
+    """(corpus, tokenizer, MiniLM moved onto it): what the subclone arms start from."""
     from lmtailor.tokenizer.hf import default_reference
-    from lmtailor.train.pretrain import PretrainConfig, run_pretrain
     from lmtailor.vocab import TransferConfig, run_transfer
 
     corpus, _, tok = _domain_tokenizer(work, vocab)
@@ -315,23 +315,59 @@ def bench_precision(work: Path, vocab: int, steps: int = 60, rounds: int = 2) ->
     if not moved.exists():
         run_transfer(TransferConfig.build(model=str(default_reference()), tokenizer=tok, out_dir=moved,
                                           show_progress=False))  # fmt: skip
+    return corpus, tok, moved
+
+
+def _subclone_arm(work: Path, vocab: int, name: str, steps: int, **kw) -> dict:
+    """`lmtailor pretrain` of the `mini` subclone of MiniLM for `steps` steps: its tokens/s and logged losses."""
+    from lmtailor.train.pretrain import PretrainConfig, run_pretrain
+
+    corpus, tok, moved = _moved_minilm(work, vocab)
+    settings = {"batch_size": 32, "seq_len": 128, **kw}
+    out = run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", model=str(moved), tokenizer=tok,
+                                            out_dir=work / name, steps=steps, eval_split=None, overwrite=True,
+                                            show_progress=False, logging_steps=10, **settings))  # fmt: skip
+    report = json.loads((out / "pretrain_report.json").read_text())
+    losses = [r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    return {"tokens_per_second": report["tokens_per_second"], "losses": losses}
+
+
+def _mean_rate(rows: list[dict]) -> float:
+    return sum(r["tokens_per_second"] for r in rows) / len(rows)
+
+
+def bench_precision(work: Path, vocab: int, steps: int = 60, rounds: int = 2) -> dict:
+    """fp32 against bf16 `lmtailor pretrain` of the subclone of MiniLM (batch 32 × 128), alternated `rounds` times:
+    tokens/s and the logged losses of each run."""
     runs: dict = {"fp32": [], "bf16": []}
     for _ in range(rounds):
         for precision, rows in runs.items():
-            out = run_pretrain(PretrainConfig.build(corpus=[corpus], preset="mini", model=str(moved), tokenizer=tok,
-                                                    out_dir=work / f"precision-{precision}", steps=steps,
-                                                    batch_size=32, seq_len=128, precision=precision, eval_split=None,
-                                                    overwrite=True, show_progress=False, logging_steps=10))  # fmt: skip
-            report = json.loads((out / "pretrain_report.json").read_text())
-            losses = [r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
-                      if "loss" in r]  # fmt: skip
-            rows.append({"tokens_per_second": report["tokens_per_second"], "losses": losses})
-    mean = {k: sum(r["tokens_per_second"] for r in v) / len(v) for k, v in runs.items()}
+            rows.append(_subclone_arm(work, vocab, f"precision-{precision}", steps, precision=precision))
     return {
         "machine": _machine(),
         "steps": steps,
         "runs": runs,
-        "bf16_over_fp32": round(mean["bf16"] / mean["fp32"], 2),
+        "bf16_over_fp32": round(_mean_rate(runs["bf16"]) / _mean_rate(runs["fp32"]), 2),
+    }
+
+
+def bench_attention_dropout(work: Path, vocab: int, steps: int = 40, rounds: int = 2) -> dict:
+    """Attention dropout 0.1 (BERT's) against 0 (`--attention-dropout 0`), at 128 tokens (batch 32) and 512 (batch
+    8, the same tokens per step), `precision=auto`: tokens/s of `lmtailor pretrain` of the subclone, alternated."""
+    shapes = {128: 32, 512: 8}
+    runs: dict = {f"{seq}/{rate}": [] for seq in shapes for rate in (0.1, 0.0)}
+    for _ in range(rounds):
+        for key, rows in runs.items():
+            seq, rate = key.split("/")
+            rows.append(_subclone_arm(work, vocab, f"attn-dropout-{seq}", steps, seq_len=int(seq),
+                                      batch_size=shapes[int(seq)], attention_dropout=float(rate)))  # fmt: skip
+    return {
+        "machine": _machine(),
+        "steps": steps,
+        "runs": runs,
+        "speedup_of_0": {
+            seq: round(_mean_rate(runs[f"{seq}/0.0"]) / _mean_rate(runs[f"{seq}/0.1"]), 2) for seq in shapes
+        },
     }
 
 
@@ -403,7 +439,17 @@ def main() -> None:
     ap.add_argument(
         "--task",
         required=True,
-        choices=["legal-en", "levers", "speed", "speed-one", "precision", "memory", "data", "held-out"],
+        choices=[
+            "legal-en",
+            "levers",
+            "speed",
+            "speed-one",
+            "precision",
+            "attention-dropout",
+            "memory",
+            "data",
+            "held-out",
+        ],
     )
     ap.add_argument("--work", type=Path, default=Path("/tmp/pretrain-bench"))
     ap.add_argument("--teacher", type=Path, default=Path("/tmp/finetune-ls/cuad"))
@@ -440,6 +486,8 @@ def main() -> None:
         _save("pretrain_speed.json", bench_speed(args.work, steps=args.steps, batch=args.batch))
     elif args.task == "precision":
         _save("pretrain_precision.json", bench_precision(args.work, args.vocab))
+    elif args.task == "attention-dropout":
+        _save("pretrain_attention_dropout.json", bench_attention_dropout(args.work, args.vocab))
     elif args.task == "speed-one":
         _, _, tok = _domain_tokenizer(args.work, 8000)
         rate = _lmtailor_rate(args.work / "corpus", tok, args.work, args.steps, args.batch)
