@@ -58,7 +58,10 @@ def _inputs(value, produced: dict[str, str], hashes: dict[str, str]) -> list[str
 
 
 def stage_key(stage: PlannedStage, produced: dict[str, str], keys: dict[str, str]) -> str:
-    config = stage.config.model_dump(mode="json", exclude=_NOT_KEYED)
+    """The stage's kind, the settings the recipe gives it that differ from lmtailor's defaults (so an option added in
+    a later release, left at its default, keeps every key, and hours of trained stages, as they were), and the
+    fingerprints of its inputs."""
+    config = stage.config.model_dump(mode="json", exclude=_NOT_KEYED, exclude_defaults=True)
     inputs = {k: _inputs(v, produced, keys) for k, v in stage.raw.items()}
     blob = json.dumps({"stage": stage.kind, "config": config, "inputs": inputs}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]

@@ -46,5 +46,5 @@ def set_dropout(model: torch.nn.Module, dropout: float | None = None, attention:
                 module.p = rate
     for keys, rate in ((HIDDEN_KEYS, hidden), (ATTENTION_KEYS, attention)):
         for key in keys if rate is not None else ():
-            if isinstance(getattr(model.config, key, None), float):
+            if isinstance(getattr(model.config, key, None), int | float):
                 setattr(model.config, key, rate)

@@ -86,7 +86,7 @@ class FinetuneConfig(StageConfig):
     dropout: float | None = Field(None, ge=0, lt=1, description="Set the model's dropout rates (None: its own).")
     attention_dropout: float | None = Field(
         None, ge=0, lt=1, description="Set the attention-probability dropout alone (after `dropout`); 0 lets a CPU "
-        "use fused attention, 2x faster at 512 tokens."
+        "use fused attention, 2x faster at 512 tokens, but cost accuracy on CAIL2018 (docs/benchmarks.md)."
     )  # fmt: skip
     metric: str | None = Field(None, description="Dev metric for early stopping (default: accuracy / entity f1).")
     patience: int = Field(2, ge=0, description="Evaluations without dev improvement before stopping (0: never).")
