@@ -72,3 +72,24 @@ def test_a_model_without_attention_dropout_is_a_clear_error() -> None:
         set_dropout(model, attention=0.0)
     set_dropout(model, 0.0)  # the hidden rate alone is fine
     assert model[1].p == 0.0
+
+
+def test_attention_dropout_0_is_what_lets_the_cpu_use_its_fused_attention_kernel() -> None:
+    """The reason for the option: with a nonzero rate PyTorch runs attention on its math path (an S×S mask drawn at
+    every layer); at 0 it runs the fused flash kernel (2.4x the tokens/s at 512 tokens, docs/benchmarks.md)."""
+    from torch.profiler import profile
+
+    model = _bert()
+    ids = torch.randint(5, 50, (2, 48))
+
+    def kernels() -> set[str]:
+        with profile() as prof:
+            model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits.sum().backward()
+        return {e.key for e in prof.key_averages() if e.key.startswith("aten::_scaled_dot_product")}
+
+    set_dropout(model, attention=0.1)
+    assert "aten::_scaled_dot_product_attention_math" in kernels()
+    set_dropout(model, attention=0.0)
+    assert (
+        any("flash_attention" in k for k in kernels()) and "aten::_scaled_dot_product_attention_math" not in kernels()
+    )
