@@ -357,10 +357,10 @@ def bench_attention_dropout(work: Path, vocab: int, steps: int = 40, rounds: int
     shapes = {128: 32, 512: 8}
     runs: dict = {f"{seq}/{rate}": [] for seq in shapes for rate in (0.1, 0.0)}
     for _ in range(rounds):
-        for key, rows in runs.items():
-            seq, rate = key.split("/")
-            rows.append(_subclone_arm(work, vocab, f"attn-dropout-{seq}", steps, seq_len=int(seq),
-                                      batch_size=shapes[int(seq)], attention_dropout=float(rate)))  # fmt: skip
+        for seq, batch in shapes.items():
+            for rate in (0.1, 0.0):
+                runs[f"{seq}/{rate}"].append(_subclone_arm(work, vocab, f"attn-dropout-{seq}", steps, seq_len=seq,
+                                                           batch_size=batch, attention_dropout=rate))  # fmt: skip
     return {
         "machine": _machine(),
         "steps": steps,

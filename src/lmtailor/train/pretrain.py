@@ -218,10 +218,9 @@ def fingerprint(config: PretrainConfig) -> dict:
     """What must not change between a run and its resume (everything that shapes the model, data or schedule)."""
     keep = {"corpus", "split", "preset", "model", "tokenizer", "terms", "masking", "mlm_probability", "seq_len",
             "steps", "batch_size", "grad_accum", "lr", "weight_decay", "warmup", "scheduler", "dropout",
-            "shuffle_buffer", "seed"}  # fmt: skip
-    values = config.model_dump(mode="json", include=keep)
-    if config.attention_dropout is not None:  # only when set: older runs' fingerprints stay valid
-        values["attention_dropout"] = config.attention_dropout
+            "attention_dropout", "shuffle_buffer", "seed"}  # fmt: skip
+    # Defaults left out, as in the build's stage keys: a setting added later, at its default, changes no fingerprint.
+    values = config.model_dump(mode="json", include=keep, exclude_defaults=True)
     if config.preset and config.model:  # the blocks that choose a subclone's weights
         values["calibration_blocks"] = config.calibration_blocks
     if (workers := data_workers(config)) > 1:  # more than one worker reorders the stream (0 and 1 do not)
