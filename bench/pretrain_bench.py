@@ -9,6 +9,7 @@
         [--patience 0: distil every epoch, no early stopping] [--distill-seed 1: another seed of the distillation]
         [--subclone-from MODEL: start `mini` as a subclone of MODEL (e.g. MiniLM) moved onto the domain tokenizer]
         [--hidden-weight 1: also match the teacher's hidden states; the teacher must use the domain tokenizer]
+        [--feature-weight 1: also match the teacher's final [CLS] state, through a learned projection]
     .venv/bin/python bench/pretrain_bench.py --task levers [--minutes 8]
         the pretraining levers (dropout 0, 25% masking, batch 16) against the 45-minute run's setting, each `mini`
         pretrained for the same --minutes, scored by the held-out MLM loss on contracts/dev.
@@ -107,6 +108,7 @@ def bench_legal_en(
     distill_seed: int = 0,
     hidden_weight: float = 0.0,
     tag: str = "",
+    feature_weight: float = 0.0,
 ) -> dict:
     """`dropout`: of the pretraining (None: the preset's 0.1); `mask`: its masking rate; `mlm_out`: the folder in
     `work` it writes (or reuses); `unlabelled`: contract paragraphs from the pretraining
@@ -115,7 +117,8 @@ def bench_legal_en(
     moved onto the domain tokenizer (`vocab transfer`), whose subclone `mini` starts from instead of random weights.
     The transfer and the subcloning count in the time budget (`pretrain_seconds_total`). `distill_seed`: of the
     distillation (the unlabelled sample, the data order and the new classifier head). `hidden_weight`: of the
-    hidden-state matching, for a teacher on the student's tokenizer (MiniLM moved onto it and fine-tuned). `tag`: the
+    hidden-state matching, for a teacher on the student's tokenizer (MiniLM moved onto it and fine-tuned);
+    `feature_weight`: of the [CLS]-state matching, for any teacher. `tag`: the
     student is written to `{mlm_out}-distilled{tag}`."""
     from lmtailor.train.distill import DistillConfig, run_distill
     from lmtailor.vocab import TransferConfig, run_transfer
@@ -141,13 +144,14 @@ def bench_legal_en(
                                     test=clauses / "test.jsonl", teacher=str(teacher), model=str(mlm), out_dir=student,
                                     epochs=distill_epochs, lr=3e-4, batch_size=16, max_length=256, alpha=0.3,
                                     temperature=2.0, patience=patience, seed=distill_seed, overwrite=True,
-                                    hidden_weight=hidden_weight, show_progress=False, **extra))  # fmt: skip
+                                    hidden_weight=hidden_weight, feature_weight=feature_weight, show_progress=False,
+                                    **extra))  # fmt: skip
     report = json.loads((student / "finetune_report.json").read_text())
     teacher_report = json.loads((teacher / "finetune_report.json").read_text())
     return {
         "machine": _machine(), "minutes": minutes, "vocab": vocab, "pretrain_dropout": dropout, "mlm_probability": mask,
         "distill_epochs": distill_epochs, "patience": patience, "unlabelled": unlabelled, "distill_seed": distill_seed,
-        "hidden_weight": hidden_weight, "teacher_path": str(teacher),
+        "hidden_weight": hidden_weight, "feature_weight": feature_weight, "teacher_path": str(teacher),
         "subclone_from": str(subclone_from or ""), "pretrain_seconds_total": total, "pretrain": mlm_report,
         "held_out_dev_mlm": held_out,
         "student": {"dev": report.get("dev"), "test": report.get("test"), "train_seconds": report["train_seconds"],
@@ -467,6 +471,7 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=2, help="legal-en: distillation early stopping (0: never)")
     ap.add_argument("--distill-seed", type=int, default=0, help="legal-en: seed of the distillation")
     ap.add_argument("--hidden-weight", type=float, default=0.0, help="legal-en: hidden-state matching weight")
+    ap.add_argument("--feature-weight", type=float, default=0.0, help="legal-en: [CLS]-state matching weight")
     ap.add_argument("--tag", default="", help="suffix of the results file name")
     ap.add_argument("--baseline-src", type=Path, default=None, help="data: an older checkout's src/ to compare")
     ap.add_argument("--model", type=Path, action="append", default=[], help="held-out: a model folder (repeatable)")
@@ -478,7 +483,7 @@ def main() -> None:
         result = bench_legal_en(args.work, args.teacher, args.minutes, args.vocab, args.dropout, args.distill_epochs,
                                 args.unlabelled, args.reuse_mlm, args.mask, args.mlm_out,
                                 args.subclone_from, args.patience, args.distill_seed, args.hidden_weight,
-                                args.tag)  # fmt: skip
+                                args.tag, args.feature_weight)  # fmt: skip
         _save(f"pretrain_legal_en{args.tag}.json", result)
     elif args.task == "levers":
         _save("pretrain_levers.json", bench_levers(args.work, args.minutes, args.vocab))

@@ -516,6 +516,9 @@ def distill_cmd(
     temperature: Annotated[float | None, typer.Option(help="Softmax temperature.")] = None,
     unlabelled: Annotated[list[Path] | None, typer.Option("--unlabelled", help="cls: extra text, no labels.")] = None,
     max_unlabelled: Annotated[int | None, typer.Option(help="Use at most this many unlabelled texts.")] = None,
+    feature_weight: Annotated[
+        float | None, typer.Option(help="cls: weight of matching the teacher's [CLS] state (any tokenizer).")
+    ] = None,
     hidden_weight: Annotated[float | None, typer.Option(help="Hidden-state matching weight (same tokenizer).")] = None,
     attention_weight: Annotated[float | None, typer.Option(help="Attention matching weight.")] = None,
     epochs: EpochsOpt = None, batch_size: BatchOpt = None, grad_accum: AccumOpt = None, lr: LrOpt = None,
@@ -528,7 +531,8 @@ def distill_cmd(
     out_dir = _run(
         "distill", f"distill_{task}", config, task=task, train=train, teacher=teacher, model=model, out_dir=out,
         dev=dev, test=test, alpha=alpha, temperature=temperature, unlabelled=_paths(unlabelled),
-        max_unlabelled=max_unlabelled, hidden_weight=hidden_weight, attention_weight=attention_weight, epochs=epochs,
+        max_unlabelled=max_unlabelled, feature_weight=feature_weight, hidden_weight=hidden_weight,
+        attention_weight=attention_weight, epochs=epochs,
         batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_length=max_length, stride=stride,
         precision=precision, patience=patience, dropout=dropout, attention_dropout=attention_dropout, resume=resume,
         overwrite=overwrite, seed=seed, show_progress=progress,

@@ -97,12 +97,17 @@ def _is_onnx_folder(folder: Path) -> bool:
 
 
 @torch.no_grad()
-def forward(model, features: list[dict], batch_size: int = 64, precision: str = "fp32") -> tuple[list, dict]:
+def forward(
+    model, features: list[dict], batch_size: int = 64, precision: str = "fp32", states: list | None = None
+) -> tuple[list, dict]:
     """Per-feature logits ([C] or [T, C] numpy arrays, unpadded) and timing. Batches are formed from length-sorted
-    features so little time goes on padding."""
+    features so little time goes on padding. Given a list as `states`, it is filled with each feature's final-layer
+    hidden state at its first token ([H]; a PyTorch model only), the representation a classifier head reads."""
     device = model.device  # HF models and OnnxTaskModel have it; a quantised Linear has no parameters
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     out: list = [None] * len(features)
+    if states is not None:
+        states[:] = [None] * len(features)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if features and k in features[0]]
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     t0, tokens = time.perf_counter(), 0
@@ -117,9 +122,12 @@ def forward(model, features: list[dict], batch_size: int = 64, precision: str = 
                 batch[k][r, :n] = torch.tensor(features[i][k])
         batch = {k: v.to(device) for k, v in batch.items()}
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(**batch).logits.float().cpu().numpy()  # [B, C] or [B, T, C]
+            result = model(**batch, output_hidden_states=True) if states is not None else model(**batch)
+        logits = result.logits.float().cpu().numpy()  # [B, C] or [B, T, C]
         for r, i in enumerate(idx):
             out[i] = logits[r] if logits.ndim == 2 else logits[r, : len(features[i]["input_ids"])]
+            if states is not None:
+                states[i] = result.hidden_states[-1][r, 0].float().cpu().numpy()
     seconds = time.perf_counter() - t0
     timing = {"seconds": round(seconds, 3), "features": len(features), "tokens": tokens,
               "features_per_second": round(len(features) / seconds, 1) if seconds else None,

@@ -1,9 +1,12 @@
 """`lmtailor distill cls|ner`: task distillation from a fine-tuned teacher into a smaller student.
 
 loss = α · CE(student, gold label) + (1 − α) · T² · KL(softmax(teacher / T) ‖ softmax(student / T))
+       [+ φ · MSE(proj(student [CLS] state), teacher [CLS] state)]
        [+ β · MSE(proj(student hidden), teacher hidden) + γ · KL(teacher attention ‖ student attention)]
 
-(Hinton et al. 2015; the hidden and attention terms follow TinyBERT, with a learned projection when widths differ.)
+(Hinton et al. 2015; the hidden and attention terms follow TinyBERT, with a learned projection when widths differ.
+The [CLS] term is FitNets' hint at the layer a classifier reads, as in Yang et al. 2021's representation
+distillation: one vector per text, so it needs no token alignment and works across tokenizers.)
 
 - The teacher's logits are computed **once**, before training, on the transfer set (the labelled train split plus
   optional unlabelled domain text, e.g. the corpus stage's output), so the teacher is not rerun every epoch.
@@ -11,6 +14,9 @@ loss = α · CE(student, gold label) + (1 − α) · T² · KL(softmax(teacher /
   per example (the teacher's logits averaged over its windows); NER targets are per unit (word or character), taken
   from the teacher's most central window, and given to the student token that begins the unit — the same
   tokenizer-independent alignment as fine-tuning and evaluation use.
+- The [CLS] term (cls only, `feature_weight`) matches the teacher's final-layer state at its first token (averaged
+  over its windows, cached with the logits) through a learned linear projection to the teacher's width; the
+  projection is training-only and is not saved with the student.
 - Hidden-state and attention matching need the teacher's activations on the student's own tokens, so they require
   the same tokenizer and run the teacher live (no cache); they are off by default.
 - Everything else (AMP, accumulation, early stopping on dev, best checkpoint, resume, torchrun) is `finetune`'s.
@@ -69,6 +75,10 @@ class DistillConfig(FinetuneConfig):
     )  # fmt: skip
     max_unlabelled: int | None = Field(None, ge=1, description="Use a random sample of this many unlabelled texts.")
     min_unlabelled_chars: int = Field(40, ge=1, description="Skip unlabelled texts shorter than this (headings).")
+    feature_weight: float = Field(
+        0.0, ge=0, description="cls: weight of matching the teacher's final [CLS] state, the representation its "
+        "classifier reads (any tokenizer; a PyTorch teacher)."
+    )  # fmt: skip
     hidden_weight: float = Field(0.0, ge=0, description="Weight of hidden-state matching (same tokenizer only).")
     attention_weight: float = Field(0.0, ge=0, description="Weight of attention matching (same tokenizer and heads).")
     teacher_batch_size: int = Field(64, ge=1, description="Batch size of the teacher's one pass over the data.")
@@ -96,14 +106,21 @@ def _student(config: DistillConfig, names: list[str]):
                            label2id={n: i for i, n in id2label.items()}, ignore_mismatched_sizes=True)[0]  # fmt: skip
 
 
-def _cls_targets(teacher, ttok, tspec, texts: list[str], batch: int) -> np.ndarray:
-    """[n, C] teacher logits per text, averaged over the teacher's windows."""
+def _cls_targets(teacher, ttok, tspec, texts: list[str], batch: int, with_states: bool = False):
+    """[n, C] teacher logits per text, averaged over the teacher's windows; with `with_states`, also [n, H] final
+    [CLS] states, averaged the same way."""
     enc = encode_cls(ttok, texts, None, tspec.max_length, tspec.long_text, tspec.stride)
-    logits, timing = forward(teacher, enc.features, batch)
-    out = np.zeros((len(texts), teacher.config.num_labels), dtype=np.float64)
-    np.add.at(out, np.asarray(enc.example_of), np.stack(logits))
+    states: list | None = [] if with_states else None
+    logits, timing = forward(teacher, enc.features, batch, states=states)
+    windows = np.bincount(enc.example_of, minlength=len(texts))[:, None]
+    per_text = []
+    for rows in (logits, states) if with_states else (logits,):
+        stacked = np.stack(rows)
+        out = np.zeros((len(texts), stacked.shape[1]), dtype=np.float64)
+        np.add.at(out, np.asarray(enc.example_of), stacked)
+        per_text.append((out / windows).astype(np.float32))
     log.info("teacher pass: %s", timing)
-    return (out / np.bincount(enc.example_of, minlength=len(texts))[:, None]).astype(np.float32)
+    return tuple(per_text) if with_states else per_text[0]
 
 
 def _ner_targets(teacher, ttok, tspec, examples, batch: int) -> list[np.ndarray]:
@@ -122,12 +139,15 @@ def _ner_targets(teacher, ttok, tspec, examples, batch: int) -> list[np.ndarray]
     return out
 
 
-def attach_targets(enc: Encoded, task: str, targets) -> None:
-    """Give every student feature its teacher logits: cls [C] per feature, NER [T, C] (zeros where no unit begins)."""
+def attach_targets(enc: Encoded, task: str, targets, states: np.ndarray | None = None) -> None:
+    """Give every student feature its teacher logits: cls [C] per feature, NER [T, C] (zeros where no unit begins);
+    and, for cls with `states`, the teacher's [CLS] state [H]."""
     for i, f in enumerate(enc.features):
         ex = enc.example_of[i]
         if task == "cls":
             f["teacher_logits"] = targets[ex]
+            if states is not None:
+                f["teacher_state"] = states[ex]
         else:
             rows = np.zeros((len(f["input_ids"]), targets[ex].shape[1]), dtype=np.float32)
             for p, unit in enumerate(enc.units_of[i]):
@@ -137,19 +157,24 @@ def attach_targets(enc: Encoded, task: str, targets) -> None:
 
 
 class TeacherCollator:
-    """The task's collator plus padded teacher logits ([B, C] or [B, T, C])."""
+    """The task's collator plus padded teacher logits ([B, C] or [B, T, C]) and, if cached, [CLS] states [B, H]."""
 
     def __init__(self, base) -> None:
         self.base = base
 
     def __call__(self, features: list[dict]) -> dict:
         teacher = [f.pop("teacher_logits", None) for f in features]
+        state = [f.pop("teacher_state", None) for f in features]
         batch = self.base(features)
-        for f, t in zip(features, teacher, strict=True):  # the dataset's dicts are reused next epoch
+        for f, t, h in zip(features, teacher, state, strict=True):  # the dataset's dicts are reused next epoch
             if t is not None:
                 f["teacher_logits"] = t
+            if h is not None:
+                f["teacher_state"] = h
         if any(t is None for t in teacher):
             return batch
+        if all(h is not None for h in state):
+            batch["teacher_state"] = torch.from_numpy(np.stack(state))
         if teacher[0].ndim == 1:
             batch["teacher_logits"] = torch.tensor(np.stack(teacher))
         else:
@@ -175,27 +200,31 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float, ma
 class DistillTrainer(_Trainer):
     """The fine-tuning Trainer with the distillation loss (and, optionally, hidden/attention matching)."""
 
-    def __init__(self, *args, distill: DistillConfig, teacher=None, projections=None, **kwargs) -> None:
+    def __init__(self, *args, distill: DistillConfig, teacher=None, projections=None, feature_projection=None,
+                 **kwargs) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self.distill = distill
         self.teacher = teacher  # live teacher, only for hidden/attention matching
         self.projections = projections
+        self.feature_projection = feature_projection  # student [CLS] width -> teacher's, for feature_weight
         self.model_accepts_loss_kwargs = False  # our loss is a mean: let the Trainer divide by accumulation steps
 
     def create_optimizer(self, *args, **kwargs):
         optimizer = super().create_optimizer(*args, **kwargs)
-        if self.projections is not None and not any(
-            p is self.projections[0].weight for g in optimizer.param_groups for p in g["params"]
-        ):
-            optimizer.add_param_group({"params": list(self.projections.parameters()), "weight_decay": 0.0})
+        for extra in (self.projections, self.feature_projection):
+            params = list(extra.parameters()) if extra is not None else []
+            if params and not any(p is params[0] for g in optimizer.param_groups for p in g["params"]):
+                optimizer.add_param_group({"params": params, "weight_decay": 0.0})
         return optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
         target, labels = inputs.pop("teacher_logits", None), inputs.pop("labels")
+        state = inputs.pop("teacher_state", None)
         cfg = self.distill
         live = target is not None and model.training and self.teacher is not None
-        outputs = model(**inputs, output_hidden_states=live and cfg.hidden_weight > 0,
+        hint = state is not None and model.training and cfg.feature_weight > 0
+        outputs = model(**inputs, output_hidden_states=hint or (live and cfg.hidden_weight > 0),
                         output_attentions=live and cfg.attention_weight > 0)  # fmt: skip
         logits = outputs.logits.float()
         flat, gold = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
@@ -206,6 +235,9 @@ class DistillTrainer(_Trainer):
         mask = valid if cfg.task == "ner" else None
         soft = kd_loss(flat, target.reshape(-1, target.shape[-1]).float(), cfg.temperature, mask)
         loss = cfg.alpha * hard + (1 - cfg.alpha) * soft
+        if hint:
+            mine = self.feature_projection(outputs.hidden_states[-1][:, 0])
+            loss = loss + cfg.feature_weight * F.mse_loss(mine.float(), state.float())
         if live:
             loss = loss + self._match(outputs, inputs)
         return (loss, outputs) if return_outputs else loss
@@ -276,6 +308,20 @@ def _live_teacher(config: DistillConfig, teacher, ttok, stok, student):
     return teacher, projections
 
 
+def _feature_projection(config: DistillConfig, teacher, student):
+    """The learned map from the student's [CLS] state to the teacher's, after checking the teacher can give one."""
+    if not config.feature_weight:
+        return None
+    if config.task != "cls":
+        raise ConfigError("feature_weight matches [CLS] states, which is for cls; for NER use hidden_weight.")
+    if not isinstance(teacher, torch.nn.Module):
+        raise InputFormatError(
+            f"{config.teacher} is not a PyTorch model; feature_weight needs its hidden states (use its PyTorch folder)."
+        )
+    s, t = student.config.hidden_size, teacher.config.hidden_size
+    return torch.nn.Linear(s, t) if s != t else torch.nn.Identity()
+
+
 def _teacher_labels(config: DistillConfig, teacher, task: str, train) -> list[str]:
     """The teacher's label names, after checking that it does this task and knows every training label."""
     if task != config.task:
@@ -295,7 +341,8 @@ def _teacher_labels(config: DistillConfig, teacher, task: str, train) -> list[st
 
 
 def _transfer_set(config: DistillConfig, stok, teacher_parts, train, label2id) -> Encoded:
-    """Student features of the train split (+ unlabelled text for cls), each with its cached teacher logits."""
+    """Student features of the train split (+ unlabelled text for cls), each with its cached teacher logits (and
+    [CLS] state, for feature_weight)."""
     teacher, ttok, tspec = teacher_parts
     enc = _encode(config, stok, train, label2id)
     if config.task == "ner":
@@ -308,7 +355,8 @@ def _transfer_set(config: DistillConfig, stok, teacher_parts, train, label2id) -
             enc.features.append({**f, "labels": IGNORE})
             enc.example_of.append(ex + len(train.examples))
     texts = [ex.text for ex in train.examples] + extra
-    attach_targets(enc, "cls", _cls_targets(teacher, ttok, tspec, texts, config.teacher_batch_size))
+    targets = _cls_targets(teacher, ttok, tspec, texts, config.teacher_batch_size, bool(config.feature_weight))
+    attach_targets(enc, "cls", *(targets if config.feature_weight else (targets,)))
     log.info("transfer set: %d labelled + %d unlabelled texts", len(train.examples), len(extra))
     return enc
 
@@ -328,6 +376,7 @@ def run_distill(config: DistillConfig) -> Path:
     torch.manual_seed(config.seed)
     student = _student(config, names)
     set_dropout(student, config.dropout, config.attention_dropout)
+    feature_projection = _feature_projection(config, teacher, student)
     train_enc = _transfer_set(config, stok, (teacher, ttok, tspec), train, label2id)
     live, projections = _live_teacher(config, teacher, ttok, stok, student)
     dev_enc = _encode(config, stok, dev, label2id).sorted_by_length() if dev else None
@@ -341,9 +390,11 @@ def run_distill(config: DistillConfig) -> Path:
         compute_metrics=_metric_fn(config, dev, dev_enc, id2label) if dev else None,
         preprocess_logits_for_metrics=_argmax if config.task == "ner" else None, callbacks=callbacks,
         distill=config, teacher=live.to(args.device).eval() if live is not None else None, projections=projections,
+        feature_projection=feature_projection,
     )  # fmt: skip
-    if projections is not None:
-        projections.to(args.device)
+    for extra in (projections, feature_projection):
+        if extra is not None:
+            extra.to(args.device)
     resume = config.resume and any(ckpt.glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     train_seconds = time.perf_counter() - t0
