@@ -422,4 +422,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no bar per model load and save in the logs, as in the CLI
     main()

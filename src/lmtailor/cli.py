@@ -428,6 +428,9 @@ def plan_cmd(
     global_batch: Annotated[int, typer.Option(help="Target global batch (sequences).")] = 256,
     precision: Annotated[str, typer.Option(help="amp or fp32.")] = "amp",
     checkpointing: Annotated[bool, typer.Option("--checkpointing/--no-checkpointing", help="Recompute.")] = False,
+    attention_dropout: Annotated[
+        float, typer.Option(help="The run's attention dropout; at 0 a CPU also runs fused attention.")
+    ] = 0.1,
     corpus_tokens: Annotated[float | None, typer.Option(help="Corpus size in tokens (for the wall time).")] = None,
     epochs: Annotated[float, typer.Option(help="Passes over the corpus.")] = 1.0,
     utilisation: Annotated[float, typer.Option(help="Share of peak FLOPs reached (0.3-0.5 is typical).")] = 0.35,
@@ -440,7 +443,7 @@ def plan_cmd(
         plan = plan_for(preset=preset, model=model, vocab=vocab, hardware_name=hardware, devices=devices,
                         memory_gib=memory_gib, tflops=tflops, seq_len=seq_len, global_batch=global_batch,
                         precision=precision, checkpointing=checkpointing, corpus_tokens=corpus_tokens, epochs=epochs,
-                        utilisation=utilisation)  # fmt: skip
+                        utilisation=utilisation, attention_dropout=attention_dropout)  # fmt: skip
     except LmtailorError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -462,6 +465,8 @@ def _print_plan(plan) -> None:
     for key in ("embeddings", "encoder", "mlm_head", "total"):
         table.add_row(f"parameters: {key}", f"{p[key]:,} ({p[key] / 1e6:.1f}M)")
     table.add_row("training FLOPs per token", f"{plan.flops_per_token['train'] / 1e6:.1f}M")
+    fused = "fused (no S×S activations)" if plan.fused_attention else "math path (S×S probabilities kept)"
+    table.add_row(f"attention (dropout {plan.attention_dropout:g})", fused)
     for key, value in plan.memory_gib_at_micro_batch.items():
         table.add_row(f"memory per device: {key} (micro-batch {max(plan.micro_batch, 1)})", f"{value:.2f} GiB")
     table.add_row("largest micro-batch that fits", str(plan.max_micro_batch))

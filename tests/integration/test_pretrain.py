@@ -280,5 +280,9 @@ def test_cli_pretrain_and_plan(domain, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "49,667,648" in result.output
     assert json.loads((tmp_path / "plan.json").read_text())["parameters"]["total"] == 49_667_648
+    result = runner.invoke(app, ["plan", "--preset", "mini", "--vocab", "8000", "--hardware", "cpu", "--seq-len", "512",
+                                 "--attention-dropout", "0", "--json", str(tmp_path / "cpu.json")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "fused" in result.output and json.loads((tmp_path / "cpu.json").read_text())["fused_attention"] is True
     result = runner.invoke(app, ["plan", "--preset", "mini"])
     assert result.exit_code == 2 and "--vocab" in result.output

@@ -16,7 +16,9 @@ The activation model was measured, not guessed: counting the bytes of every tens
 10·H + 2·I + 3·a·S fp32 elements (H hidden, I FFN width, a heads, S sequence length) when attention runs through
 PyTorch's math path (CPU, or any device with dropout and no fused kernel): the three a·S terms are the softmax
 output, the dropout mask and the dropped-out probabilities. Fused kernels (FlashAttention / memory-efficient SDPA on
-CUDA) keep no S×S tensor, so the term is dropped there. Outside the layers: 6·H elements per token (embeddings,
+CUDA, with or without dropout; PyTorch's flash kernel on CPU, which it uses only when the attention dropout is 0) keep
+no S×S tensor, so the term is dropped there: on this CPU, `mini` at 8 × 512 measured 1,281 MB with attention dropout
+0.1 and 897 MB with 0, against estimates of 1,299 and 915. Outside the layers: 6·H elements per token (embeddings,
 MLM transform) and the V logits of every token that reaches the decoder. Under AMP the matmul inputs are kept in
 16 bits, LayerNorm and softmax outputs in 32, and autocast keeps a 16-bit copy of every weight for the step.
 `tests/unit/models/test_plan.py` checks the parameter count against built models (exact) and the memory estimate
@@ -46,7 +48,7 @@ class Hardware:
     fp32_tflops: float
     amp_tflops: float
     overhead_gib: float = 0.0  # CUDA context, cuBLAS workspaces, allocator slack
-    fused_attention: bool = True  # SDPA flash / memory-efficient kernels (no S×S activations)
+    fused_attention: bool = True  # SDPA flash / memory-efficient kernels (no S×S activations) even with dropout
 
 
 # Peak dense throughput from the vendors' data sheets (16-bit: tensor cores with fp32 accumulation, no sparsity).
@@ -77,6 +79,7 @@ def cpu_hardware(seconds: float = 0.5) -> Hardware:
     tflops = runs * 2 * 1024**3 / (time.perf_counter() - t0) / 1e12
     mem = psutil.virtual_memory().total / GiB
     # AMP on a CPU without AMX/AVX512-BF16 is emulated and slower than fp32 (docs/benchmarks.md): no gain assumed.
+    # Its flash kernel has no dropout: with attention dropout the math path runs (see make_plan's attention_dropout).
     return Hardware(f"CPU ({torch.get_num_threads()} threads)", round(mem, 1), round(tflops, 3), round(tflops, 3),
                     overhead_gib=0.0, fused_attention=False)  # fmt: skip
 
@@ -176,6 +179,8 @@ class Plan:
     flops_per_token: dict
     precision: str
     checkpointing: bool
+    attention_dropout: float
+    fused_attention: bool
     memory_gib_at_micro_batch: dict
     max_micro_batch: int
     micro_batch: int
@@ -192,10 +197,10 @@ class Plan:
 
 def max_micro_batch(shape: Shape, vocab: int, seq_len: int, hw: Hardware, **kw) -> int:
     """The largest micro-batch whose step fits in the device's memory (0 when not even one sequence fits)."""
+    kw.setdefault("fused_attention", hw.fused_attention)
 
     def fits(b: int) -> bool:
-        return memory(shape, vocab, seq_len, b, fused_attention=hw.fused_attention,
-                      overhead_gib=hw.overhead_gib, **kw).total <= hw.memory_gib * GiB  # fmt: skip
+        return memory(shape, vocab, seq_len, b, overhead_gib=hw.overhead_gib, **kw).total <= hw.memory_gib * GiB
 
     if not fits(1):
         return 0
@@ -212,15 +217,20 @@ def make_plan(
     shape: Shape, vocab: int, hw: Hardware, devices: int = 1, seq_len: int = 128, global_batch: int = 256,
     precision: Literal["fp32", "amp"] = "amp", checkpointing: bool = False, corpus_tokens: float | None = None,
     epochs: float = 1.0, utilisation: float = 0.35, mlm_probability: float = 0.15, sparse_head: bool = True,
+    attention_dropout: float = 0.1,
 ) -> Plan:  # fmt: skip
     """Size a pretraining run: memory, micro-batch, accumulation and time (lmtailor pretrain decodes only the
-    masked tokens, `sparse_head`; plain HF `BertForMaskedLM` decodes every token)."""
+    masked tokens, `sparse_head`; plain HF `BertForMaskedLM` decodes every token). `attention_dropout` is the run's
+    (`lmtailor pretrain --attention-dropout`): at 0 even a CPU runs a fused attention kernel."""
     if seq_len > shape.max_positions:
         raise ConfigError(f"seq_len {seq_len} exceeds the model's {shape.max_positions} positions; lower it.")
     if devices < 1 or global_batch < 1:
         raise ConfigError("devices and global batch must be at least 1.")
+    if not 0 <= attention_dropout < 1:
+        raise ConfigError(f"attention dropout {attention_dropout} must be in [0, 1).")
     head = mlm_probability if sparse_head else 1.0
-    kw = {"precision": precision, "checkpointing": checkpointing, "head_tokens": head}
+    fused = hw.fused_attention or attention_dropout == 0
+    kw = {"precision": precision, "checkpointing": checkpointing, "head_tokens": head, "fused_attention": fused}
     best = max_micro_batch(shape, vocab, seq_len, hw, **kw)
     notes: list[str] = []
     if best == 0:
@@ -232,12 +242,12 @@ def make_plan(
         per_step = devices * best
         accum = math.ceil(global_batch / per_step)
         micro = math.ceil(global_batch / (devices * accum))  # as even as possible, never above what fits
-    mem = memory(shape, vocab, seq_len, max(micro, 1), fused_attention=hw.fused_attention,
-                 overhead_gib=hw.overhead_gib, **kw)  # fmt: skip
+    mem = memory(shape, vocab, seq_len, max(micro, 1), overhead_gib=hw.overhead_gib, **kw)
     flops = flops_per_token(shape, vocab, seq_len, head)
     plan = Plan(
         shape=asdict(shape), vocab=vocab, seq_len=seq_len, hardware=asdict(hw), devices=devices,
         parameters=parameters(shape, vocab), flops_per_token=flops, precision=precision, checkpointing=checkpointing,
+        attention_dropout=attention_dropout, fused_attention=fused,
         memory_gib_at_micro_batch={k: round(v / GiB, 3) for k, v in {**asdict(mem), "total": mem.total}.items()},
         max_micro_batch=best, micro_batch=micro, global_batch=global_batch, grad_accum=accum,
         effective_global_batch=micro * accum * devices, epochs=epochs, utilisation=utilisation, notes=notes,

@@ -1,5 +1,6 @@
 """Run in a subprocess by test_plan.py: peak RSS growth of AdamW training steps of a BertForMaskedLM.
 
+Arguments: shape (JSON), vocabulary, batch, sequence length, steps, and optionally the attention dropout (0.1).
 Prints one JSON line: the bytes by which the process's peak RSS grew from just before the model was built to the
 end of the steps. The peak is reset first (`/proc/self/clear_refs`), so imports do not count. Run it with a fixed
 `MALLOC_MMAP_THRESHOLD_` (the test does) so glibc's heap slack does not count either.
@@ -25,6 +26,7 @@ def rss(field: str) -> int:
 def main() -> None:
     shape = Shape(**json.loads(sys.argv[1]))
     vocab, batch, seq, steps = (int(x) for x in sys.argv[2:6])
+    attention_dropout = float(sys.argv[6]) if len(sys.argv) > 6 else 0.1  # 0: PyTorch's fused CPU attention
     torch.set_num_threads(1)
     torch.manual_seed(0)
     ids = torch.randint(5, vocab, (batch, seq))
@@ -33,7 +35,9 @@ def main() -> None:
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")
     base = rss("VmRSS")
-    model = BertForMaskedLM(bert_config(shape, vocab)).train()
+    config = bert_config(shape, vocab)
+    config.attention_probs_dropout_prob = attention_dropout
+    model = BertForMaskedLM(config).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     for _ in range(steps):
         out = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels)
