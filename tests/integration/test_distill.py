@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,16 @@ from transformers import (
 from lmtailor.compress.prune import PruneConfig, run_prune
 from lmtailor.errors import ConfigError, InputFormatError
 from lmtailor.tasks.inference import TaskSpec
-from lmtailor.train.distill import DistillConfig, DistillTrainer, TeacherCollator, kd_loss, layer_map, run_distill
+from lmtailor.train.distill import (
+    PROJECTIONS_FILE,
+    DistillConfig,
+    DistillTrainer,
+    TeacherCollator,
+    kd_loss,
+    layer_map,
+    load_projections,
+    run_distill,
+)
 from lmtailor.train.finetune import FinetuneConfig, run_finetune
 
 CLAUSES = {
@@ -171,8 +181,8 @@ def test_student_with_another_vocabulary_and_unlabelled_text(tmp_path, teacher, 
     assert json.loads((out / "lmtailor.json").read_text())["inputs"]["unlabelled_0"]["path"] == str(extra.resolve())
 
 
-def test_hidden_and_attention_matching_with_a_narrower_student(tmp_path, teacher):
-    teacher_dir, train = teacher
+def _narrow_student(tmp_path: Path, teacher_dir: Path) -> Path:
+    """A 2-layer, 16-wide BERT classifier on the teacher's tokenizer (the teacher is 32 wide: projections needed)."""
     tcfg = AutoModelForSequenceClassification.from_pretrained(str(teacher_dir)).config
     narrow = BertConfig(vocab_size=tcfg.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=64, num_labels=3, id2label=tcfg.id2label,
@@ -182,6 +192,12 @@ def test_hidden_and_attention_matching_with_a_narrower_student(tmp_path, teacher
     BertForSequenceClassification(narrow).save_pretrained(str(student))
     AutoTokenizer.from_pretrained(str(teacher_dir)).save_pretrained(str(student))
     TaskSpec(task="cls", max_length=32, stride=4).save(student)
+    return student
+
+
+def test_hidden_and_attention_matching_with_a_narrower_student(tmp_path, teacher):
+    teacher_dir, train = teacher
+    student = _narrow_student(tmp_path, teacher_dir)
     texts = [json.loads(line)["text"] for line in train.read_text().splitlines()]
     before = _kl_to_teacher(student, teacher_dir, texts)
     out = _distill(tmp_path, teacher_dir, student, train, hidden_weight=1.0, attention_weight=1.0, alpha=0.5)
@@ -235,6 +251,55 @@ def test_cls_state_matching_across_tokenizers(tmp_path, teacher, tiny_roberta):
     assert json.loads((hinted / "lmtailor.json").read_text())["config"]["feature_weight"] == 10.0
     reloaded = AutoModelForSequenceClassification.from_pretrained(str(hinted))  # the projection is not saved with it
     assert not any("projection" in k for k in reloaded.state_dict())
+
+
+def test_cls_state_projection_is_checkpointed_and_resumed(tmp_path, teacher, caplog):
+    teacher_dir, train = teacher
+    student = _narrow_student(tmp_path, teacher_dir)
+    cfg = dict(name="resumed", alpha=0.5, feature_weight=1.0, dev=train, epochs=2, keep_checkpoints=True)
+    out = _distill(tmp_path, teacher_dir, student, train, **cfg)
+    ckpt = tmp_path / ".resumed.checkpoints"
+    saved = sorted(ckpt.glob(f"checkpoint-*/{PROJECTIONS_FILE}"), key=lambda p: int(p.parent.name.split("-")[1]))
+    assert saved, sorted(p.name for p in ckpt.iterdir())
+    torch.manual_seed(123)
+    fresh = torch.nn.ModuleDict({"feature": torch.nn.Linear(16, 32)})
+    assert load_projections(fresh, ckpt)
+    last = torch.load(saved[-1], weights_only=True)
+    assert torch.equal(fresh["feature"].weight, last["feature.weight"])
+    steps = json.loads((out / "finetune_report.json").read_text())["steps"]
+    with caplog.at_level("INFO", logger="lmtailor.train.distill"):
+        _distill(tmp_path, teacher_dir, student, train, **{**cfg, "epochs": 3, "resume": True, "overwrite": True})
+    assert "projections continue" in caplog.text
+    assert json.loads((out / "finetune_report.json").read_text())["steps"] == steps * 3 // 2
+    assert not load_projections(fresh, tmp_path / "nowhere")
+
+
+def test_torchrun_distillation_with_cls_state_matching(tmp_path, teacher):
+    """Two processes (gloo): the projection sits outside the DDP model, so its gradients are averaged by hand."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    teacher_dir, train = teacher
+    student = _narrow_student(tmp_path, teacher_dir)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "lmtailor.cli", "distill", "cls", str(train), "--teacher", str(teacher_dir), "--student",
+           str(student), "--out", str(tmp_path / "ddp"), "--epochs", "2", "--batch-size", "8", "--lr", "3e-3",
+           "--max-length", "32", "--stride", "4", "--patience", "0", "--feature-weight", "1",
+           "--no-progress"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "ddp" / "finetune_report.json").read_text())
+    assert report["steps"] == 8  # 60 examples, 8 per process, 2 processes: 4 steps an epoch
+    # Each process logs how far its projection ended from the others': without the averaging they drift apart.
+    spreads = [float(x) for x in re.findall(r"largest difference\s+(\S+)", proc.stdout + proc.stderr)]
+    assert spreads == [0.0, 0.0], spreads
+    assert json.loads((tmp_path / "ddp" / "lmtailor.json").read_text())["config"]["feature_weight"] == 1.0
 
 
 def _ner_file(path: Path, n: int = 40) -> Path:

@@ -18,9 +18,10 @@ PyTorch's math path (CPU, or any device with dropout and no fused kernel): the t
 output, the dropout mask and the dropped-out probabilities. Fused kernels (FlashAttention / memory-efficient SDPA on
 CUDA, with or without dropout; PyTorch's flash kernel on CPU, which it uses only when the attention dropout is 0) keep
 no S×S tensor, so the term is dropped there: on a 2-core EPYC, `mini` at 8 × 512 measured 1,343 MB with attention
-dropout 0.1 and 940 MB with 0, against estimates of 1,362 and 960. Outside the layers: 6·H elements per token (embeddings,
-MLM transform) and the V logits of every token that reaches the decoder. Under AMP the matmul inputs are kept in
-16 bits, LayerNorm and softmax outputs in 32, and autocast keeps a 16-bit copy of every weight for the step.
+dropout 0.1 and 940 MB with 0, against estimates of 1,362 and 960. Outside the layers: 6·H elements per token
+(embeddings, MLM transform) and the V logits of every token that reaches the decoder. Under AMP the matmul inputs
+are kept in 16 bits, LayerNorm and softmax outputs in 32, and autocast keeps a 16-bit copy of every weight for the
+step.
 `tests/unit/models/test_plan.py` checks the parameter count against built models (exact) and the memory estimate
 against the measured peak RSS of CPU training steps (within 15%).
 """

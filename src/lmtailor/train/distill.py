@@ -15,8 +15,9 @@ distillation: one vector per text, so it needs no token alignment and works acro
   from the teacher's most central window, and given to the student token that begins the unit — the same
   tokenizer-independent alignment as fine-tuning and evaluation use.
 - The [CLS] term (cls only, `feature_weight`) matches the teacher's final-layer state at its first token (averaged
-  over its windows, cached with the logits) through a learned linear projection to the teacher's width; the
-  projection is training-only and is not saved with the student.
+  over its windows, cached with the logits) through a learned linear projection to the teacher's width.
+- The projections are training-only: not saved with the student, but kept in every checkpoint (`resume` continues
+  with them), and under torchrun their gradients are averaged across processes like the model's.
 - Hidden-state and attention matching need the teacher's activations on the student's own tokens, so they require
   the same tokenizer and run the teacher live (no cache); they are off by default.
 - Everything else (AMP, accumulation, early stopping on dev, best checkpoint, resume, torchrun) is `finetune`'s.
@@ -40,7 +41,9 @@ from transformers import (
     AutoTokenizer,
     DataCollatorForTokenClassification,
     DataCollatorWithPadding,
+    TrainerCallback,
 )
+from transformers.trainer_utils import get_last_checkpoint
 
 from lmtailor.corpus.source import iter_texts
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError
@@ -197,6 +200,31 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float, ma
     return kl.sum(-1).mean() * t * t
 
 
+PROJECTIONS_FILE = "distill_projections.pt"
+
+
+class _SaveProjections(TrainerCallback):
+    """Write the training-only projections into each checkpoint the Trainer saves, so a resume continues them."""
+
+    def __init__(self, extras: torch.nn.ModuleDict) -> None:
+        self.extras = extras
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            torch.save(
+                self.extras.state_dict(), Path(args.output_dir) / f"checkpoint-{state.global_step}" / PROJECTIONS_FILE
+            )
+
+
+def load_projections(extras: torch.nn.ModuleDict, ckpt: Path) -> bool:
+    """Load the projections saved in the last checkpoint under `ckpt`, if it has them (resume)."""
+    last = get_last_checkpoint(str(ckpt)) if ckpt.is_dir() else None
+    if last is None or not (Path(last) / PROJECTIONS_FILE).is_file():
+        return False
+    extras.load_state_dict(torch.load(Path(last) / PROJECTIONS_FILE, map_location="cpu", weights_only=True))
+    return True
+
+
 class DistillTrainer(_Trainer):
     """The fine-tuning Trainer with the distillation loss (and, optionally, hidden/attention matching)."""
 
@@ -216,6 +244,17 @@ class DistillTrainer(_Trainer):
             if params and not any(p is params[0] for g in optimizer.param_groups for p in g["params"]):
                 optimizer.add_param_group({"params": params, "weight_decay": 0.0})
         return optimizer
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.args.world_size > 1:  # the projections live outside the DDP-wrapped model: average their gradients too
+            for extra in (self.projections, self.feature_projection):
+                for p in extra.parameters() if extra is not None else ():
+                    if p.grad is None:
+                        p.grad = torch.zeros_like(p)
+                    torch.distributed.all_reduce(p.grad)
+                    p.grad /= self.args.world_size
+        return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
@@ -361,6 +400,18 @@ def _transfer_set(config: DistillConfig, stok, teacher_parts, train, label2id) -
     return enc
 
 
+def _check_in_step(extras: torch.nn.ModuleDict, world_size: int) -> None:
+    """Under torchrun, log how far apart the processes' projections ended (0: their gradients were averaged)."""
+    params = [p.detach().flatten() for p in extras.parameters()]
+    if world_size <= 1 or not params:
+        return
+    mine = torch.cat(params)
+    everyone = [torch.zeros_like(mine) for _ in range(world_size)]
+    torch.distributed.all_gather(everyone, mine)
+    spread = max((other - mine).abs().max().item() for other in everyone)
+    log.info("distillation projections across %d processes: largest difference %.3g", world_size, spread)
+
+
 def run_distill(config: DistillConfig) -> Path:
     t0 = time.perf_counter()
     precision = preflight(config)
@@ -381,6 +432,11 @@ def run_distill(config: DistillConfig) -> Path:
     live, projections = _live_teacher(config, teacher, ttok, stok, student)
     dev_enc = _encode(config, stok, dev, label2id).sorted_by_length() if dev else None
     ckpt, args, callbacks = trainer_setup(config, precision, dev is not None)
+    extras = torch.nn.ModuleDict(
+        {k: v for k, v in (("hidden", projections), ("feature", feature_projection)) if v is not None}
+    )
+    if any(True for _ in extras.parameters()):
+        callbacks.append(_SaveProjections(extras))
     args.remove_unused_columns = False  # the Trainer would drop teacher_logits: the model's forward does not take it
     base = (DataCollatorForTokenClassification if config.task == "ner" else DataCollatorWithPadding)(stok)
     id2label = dict(enumerate(names))
@@ -392,12 +448,13 @@ def run_distill(config: DistillConfig) -> Path:
         distill=config, teacher=live.to(args.device).eval() if live is not None else None, projections=projections,
         feature_projection=feature_projection,
     )  # fmt: skip
-    for extra in (projections, feature_projection):
-        if extra is not None:
-            extra.to(args.device)
     resume = config.resume and any(ckpt.glob("checkpoint-*"))
+    if resume and load_projections(extras, ckpt):
+        log.info("resume: the distillation projections continue from the last checkpoint")
+    extras.to(args.device)
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     train_seconds = time.perf_counter() - t0
+    _check_in_step(extras, args.world_size)
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return Path(config.out_dir)
