@@ -247,7 +247,7 @@ def test_cls_state_matching_across_tokenizers(tmp_path, teacher, tiny_roberta):
     r2_plain, r2_hinted = (
         _explained(_within_class(_cls_states(d, texts), labels), target, 200) for d in (plain, hinted)
     )
-    assert r2_hinted > r2_plain, (r2_plain, r2_hinted)  # 0.07-0.69 apart in 9 runs (the tiny tokenizer varies)
+    assert r2_hinted > r2_plain, (r2_plain, r2_hinted)  # 0.07-0.69 apart in 7 runs (the tiny tokenizer varies)
     assert json.loads((hinted / "lmtailor.json").read_text())["config"]["feature_weight"] == 10.0
     reloaded = AutoModelForSequenceClassification.from_pretrained(str(hinted))  # the projection is not saved with it
     assert not any("projection" in k for k in reloaded.state_dict())

@@ -394,13 +394,16 @@ def _transfer_set(config: DistillConfig, stok, teacher_parts, train, label2id) -
             enc.features.append({**f, "labels": IGNORE})
             enc.example_of.append(ex + len(train.examples))
     texts = [ex.text for ex in train.examples] + extra
-    targets = _cls_targets(teacher, ttok, tspec, texts, config.teacher_batch_size, bool(config.feature_weight))
-    attach_targets(enc, "cls", *(targets if config.feature_weight else (targets,)))
+    if config.feature_weight:
+        logits, states = _cls_targets(teacher, ttok, tspec, texts, config.teacher_batch_size, with_states=True)
+    else:
+        logits, states = _cls_targets(teacher, ttok, tspec, texts, config.teacher_batch_size), None
+    attach_targets(enc, "cls", logits, states)
     log.info("transfer set: %d labelled + %d unlabelled texts", len(train.examples), len(extra))
     return enc
 
 
-def _check_in_step(extras: torch.nn.ModuleDict, world_size: int) -> None:
+def _log_projection_spread(extras: torch.nn.ModuleDict, world_size: int) -> None:
     """Under torchrun, log how far apart the processes' projections ended (0: their gradients were averaged)."""
     params = [p.detach().flatten() for p in extras.parameters()]
     if world_size <= 1 or not params:
@@ -454,7 +457,7 @@ def run_distill(config: DistillConfig) -> Path:
     extras.to(args.device)
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     train_seconds = time.perf_counter() - t0
-    _check_in_step(extras, args.world_size)
+    _log_projection_spread(extras, args.world_size)
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return Path(config.out_dir)
