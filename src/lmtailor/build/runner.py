@@ -3,8 +3,10 @@
 A stage's key is a hash of its type, its resolved config (output folder, overwrite and progress switches left out)
 and its inputs: the key of the stage that produced an input folder, or the content hash of any other existing file
 or folder named in the config. Because upstream keys feed downstream keys, changing one field reruns that stage and
-everything that reads from it, and nothing else. The keys of finished stages live in `${work}/build.json`; a stage
-is skipped when its key matches and its output folder is still there.
+everything that reads from it, and nothing else. The keys of finished stages live in `${work}/build.json`, with the
+names and sizes of the files each wrote; a stage is skipped when its key matches and its output folder still holds
+those files under a manifest of the same kind of stage (a folder edited by hand is rebuilt). One build at a time
+holds a work folder (`${work}/.build.lock`).
 
 A stage that fails leaves the finished ones untouched (each stage writes atomically) and the error names the
 command that resumes the build.
@@ -20,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmtailor.build.recipe import PlannedStage, Recipe
-from lmtailor.build.registry import stage_runner
+from lmtailor.build.registry import run_stage
 from lmtailor.errors import ConfigError, LmtailorError
-from lmtailor.outputs import content_hash, write_json
+from lmtailor.locks import hold
+from lmtailor.outputs import MANIFEST, content_hash, read_manifest, stage_family, write_json
 
 log = logging.getLogger(__name__)
 STATE = "build.json"
@@ -79,17 +82,42 @@ def _select(recipe: Recipe, start: str | None, until: str | None, force: list[st
     return first, last
 
 
+def files_of(folder: Path) -> dict[str, int]:
+    """Relative name → size of every file in an output folder: what a later build checks is still there."""
+    return {str(f.relative_to(folder)): f.stat().st_size for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def _intact(stage: PlannedStage, previous: dict, out: Path) -> bool:
+    """Whether `out` is still what the recorded run of `stage` wrote: its manifest, and every file at its size."""
+    if not (out / MANIFEST).is_file():
+        return False
+    if stage_family(str(read_manifest(out).get("stage", ""))) != stage_family(stage.kind):
+        return False
+    files = previous.get("files")
+    return files is None or files_of(out) == files  # None: recorded before files were (older build.json)
+
+
 def run_build(recipe: Recipe, start: str | None = None, until: str | None = None, force: list[str] | None = None,
               show_progress: bool = True, echo=None) -> list[StageResult]:  # fmt: skip
     """Run (or skip) every stage from `start` to `until`; `force` reruns the named stages even if up to date.
 
     A stage that reads the output of a stage that ran in this build runs too, even when its key is unchanged: a
     forced stage may write a different output from the same config (a newer lmtailor, a nondeterministic step).
+    A second build of the same work folder is refused while this one runs (it names this one).
     """
     force = force or []
     first, last = _select(recipe, start, until, force)
     echo = echo or (lambda msg: log.info("%s", msg))
-    recipe.work.mkdir(parents=True, exist_ok=True)
+    try:
+        recipe.work.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"work folder {recipe.work} of {recipe.path} is a file; set work: to a folder.") from None
+    with hold(recipe.work / ".build.lock", f"build work folder {recipe.work}"):
+        return _run_stages(recipe, first, last, force, show_progress, echo)
+
+
+def _run_stages(recipe: Recipe, first: int, last: int, force: list[str], show_progress: bool,
+                echo) -> list[StageResult]:  # fmt: skip
     state_path = recipe.work / STATE
     state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
     produced = {s.name: str(s.config.out_dir) for s in recipe.stages}
@@ -105,11 +133,13 @@ def run_build(recipe: Recipe, start: str | None = None, until: str | None = None
             continue
         n = i - first + 1
         previous = state.get(stage.name, {})
-        fresh = previous.get("key") == key and (out / "lmtailor.json").is_file()
+        fresh = previous.get("key") == key and _intact(stage, previous, out)
         if fresh and stage.name not in force and not ran.intersection(stage.deps):
             echo(f"[{n}/{total}] {stage.name} ({stage.kind}): up to date, {out}")
             results.append(StageResult(stage.name, "cached", 0.0, out))
             continue
+        if previous.get("key") == key and out.exists() and not fresh:
+            echo(f"[{n}/{total}] {stage.name}: {out} was changed since it was built; building it again")
         eta = _eta(recipe, state, i, last)
         changed = "key" in previous and previous["key"] != key  # settings or inputs differ from the timed run
         note = f"  (about {eta} left at the last run's times" + ("; this stage has changed since)" if changed else ")")
@@ -117,7 +147,7 @@ def run_build(recipe: Recipe, start: str | None = None, until: str | None = None
         t0 = time.perf_counter()
         config = stage.config.model_copy(update={"show_progress": show_progress})
         try:
-            stage_runner(stage.kind)(config)
+            run_stage(stage.kind, config)
         except LmtailorError as exc:
             raise BuildError(
                 f"stage {stage.name!r} ({stage.kind}, {recipe.path}:{stage.line}) failed: {exc}\n"
@@ -125,7 +155,8 @@ def run_build(recipe: Recipe, start: str | None = None, until: str | None = None
                 f"--from {stage.name}"
             ) from exc
         seconds = time.perf_counter() - t0
-        state[stage.name] = {"key": key, "seconds": round(seconds, 1), "out_dir": str(out), "kind": stage.kind}
+        state[stage.name] = {"key": key, "seconds": round(seconds, 1), "out_dir": str(out), "kind": stage.kind,
+                             "files": files_of(out) if out.is_dir() else {}}  # fmt: skip
         write_json(state_path, state)
         results.append(StageResult(stage.name, "ran", seconds, out))
         ran.add(stage.name)

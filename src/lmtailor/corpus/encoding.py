@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,10 +29,15 @@ BINARY_SHARE = 0.01
 # message that suggests passing --encoding (e.g. gbk).
 _GB_MIN_CJK_SHARE = 0.6
 _GB_MIN_GB2312_SHARE = 0.8
-_GB_MIN_HAN = 10  # too few ideographs to judge: accept
+_GB_MIN_HAN = 10  # below this many ideographs, every one must be a common (GB2312) one
 _GB_CHECK_HAN = 2000
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 _CJK_LIKE = re.compile(r"[\u2000-\u206f\u2460-\u27bf\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+# BOM-less UTF-16 of mostly non-ASCII text (Chinese) has too few NULs for the lane test; it is taken as UTF-16 when
+# this share of its characters decoded in one byte order are CJK, ASCII or Latin letters (random bytes: about 45%).
+_UTF16_MIN_PLAUSIBLE = 0.95
+# Characters of cp1252 text besides ASCII that say "Western European text" rather than another code page.
+_CP1252_SIGNS = set("€°§©®±×÷µ·¢£¥¿¡«»\xa0")
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,39 @@ def _utf16_lane(sample: bytes) -> str | None:
     return None
 
 
+def _utf16_by_text(sample: bytes, whole: bool) -> tuple[str, str] | None:
+    """(encoding, text) when the sample reads as UTF-16 text in one byte order (no BOM, few NULs: Chinese), else
+    None."""
+    best = None
+    for encoding in ("utf-16-le", "utf-16-be"):
+        text = _decodes(sample[: len(sample) - len(sample) % 2], encoding, whole)
+        if not text:
+            continue
+        plausible = sum(1 for ch in text if ch.isascii() or _CJK_LIKE.match(ch) or _latin_letter(ch)) / len(text)
+        if plausible >= _UTF16_MIN_PLAUSIBLE and (best is None or plausible > best[0]):
+            best = (plausible, encoding, text)
+    return (best[1], best[2]) if best else None
+
+
+def _latin_letter(ch: str) -> bool:
+    return "\u00c0" <= ch <= "\u024f" and unicodedata.category(ch).startswith("L")
+
+
+def _reads_as_cp1252(sample: bytes) -> bool:
+    """Whether every non-ASCII character of the sample read as cp1252 is a letter or a usual sign of Western
+    European text (ü, é, ß, €, “”): then cp1252 is the encoding to suggest. charset-normalizer tends to say cp1250
+    for short German or French text, which turns ü into ü but ł-less Polish letters into others."""
+    text = _decodes(sample, "cp1252", True)
+    if text is None:
+        return False
+    odd = [ch for ch in text if not ch.isascii()]
+    return bool(odd) and all(unicodedata.category(ch)[0] in "LP" or ch in _CP1252_SIGNS for ch in odd)
+
+
 def _suggestion(sample: bytes) -> str:
-    """The fix to print for an unreadable file, naming the encoding charset-normalizer thinks it is."""
+    """The fix to print for an unreadable file, naming the encoding it most likely is."""
+    if _reads_as_cp1252(sample[:65536]):
+        return "re-save it as UTF-8, or pass --encoding cp1252 if that is its encoding (Western European text)"
     try:
         from charset_normalizer import from_bytes
 
@@ -99,7 +136,9 @@ def _gb18030_plausible(text: str) -> bool:
     # over the 21,000 GBK ideographs instead (measured: 0% and 70% inside GB2312, against 100% for PRC laws).
     han = _HAN.findall(text, 0, 1 << 16)[:_GB_CHECK_HAN]
     if len(han) < _GB_MIN_HAN:
-        return True
+        # Too few to take a share of. A Latin-1/cp1252 "ü" followed by a letter reads as one GBK ideograph whose
+        # second byte is ASCII ("Bürger" → "B黵ger"); GB2312 has no such character, so ask all to be GB2312.
+        return all(_in_gb2312(ch) for ch in han)
     return sum(_in_gb2312(ch) for ch in han) / len(han) >= _GB_MIN_GB2312_SHARE
 
 
@@ -122,8 +161,15 @@ def sniff_bytes(path: Path, sample: bytes, whole: bool) -> Sniffed:
     if b"\x00" in sample:
         lane = _utf16_lane(sample)
         text = _decodes(sample[: len(sample) - len(sample) % 2], lane, whole) if lane else None
+        if text is None and (found := _utf16_by_text(sample, whole)) is not None:
+            lane, text = found
         if text is None:
-            return Sniffed(None, "binary", f"{path}: contains NUL bytes and is not UTF-16; not a text file")
+            return Sniffed(
+                None,
+                "binary",
+                f"{path}: contains NUL bytes and reads as neither UTF-16 (either byte order) nor UTF-8 text; it "
+                "looks like a binary file (if it is text, re-save it as UTF-8 or pass --encoding)",
+            )
         return _check_text(path, text, lane)
     text = _decodes(sample, "utf-8", whole)
     if text is not None:

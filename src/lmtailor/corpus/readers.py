@@ -200,9 +200,11 @@ def _parse_jsonl_line(line: str, field: str) -> tuple[dict[str, Any], str]:
 def _read_csv(src: SourceFile, options: ReadOptions, encoding: str) -> Iterator[Document | Skip]:
     csv.field_size_limit(_CSV_FIELD_LIMIT)
     reader: csv.DictReader[str] | None = None
+    start = 2  # the line where the row being read starts
     try:
         with open(src.path, encoding=encoding, errors="strict", newline="") as fh:
-            reader = csv.DictReader(fh)
+            # strict: a quote never closed is an error, not the rest of the file merged into one cell
+            reader = csv.DictReader(fh, strict=True)
             columns = reader.fieldnames or []
             if columns and options.csv_column not in columns:
                 raise InputFormatError(
@@ -217,8 +219,16 @@ def _read_csv(src: SourceFile, options: ReadOptions, encoding: str) -> Iterator[
                     continue
                 key = _row_key(src, row, options.id_field, reader.line_num)
                 yield Document(key, src.path, False, text_lines(text), encoding)
+                start = reader.line_num + 1
     except UnicodeDecodeError as exc:
         yield _decode_skip(src, encoding, (reader.line_num if reader else 0) + 1, exc)
     except csv.Error as exc:
-        line = reader.line_num if reader else 0
-        yield Skip(src.path, "malformed csv row", f"{src.path}:{line}: {exc}; the rest of the file was not read", line)
+        detail = f"{src.path}:{start}: {csv_problem(exc)}; the rest of the file was not read"
+        yield Skip(src.path, "malformed csv row", detail, start)
+
+
+def csv_problem(exc: csv.Error) -> str:
+    """The csv module's complaint in words a user can act on."""
+    if "unexpected end of data" in str(exc):
+        return "a quote opened in this row is never closed (everything after it would become one cell); close it"
+    return f"malformed CSV ({exc}); fix the quoting there"

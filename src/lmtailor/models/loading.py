@@ -15,6 +15,8 @@ from collections import Counter
 from transformers import AutoModelForMaskedLM, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
+from lmtailor.models.folder import check_model_folder
+
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +33,7 @@ def _modules(keys: list[str], base: str) -> str:
 
 def load_pretrained(auto, name: str, **kwargs) -> tuple[PreTrainedModel, list[str]]:
     """`auto.from_pretrained(name, **kwargs)`, and the names of the head tensors it had to initialise."""
+    check_model_folder(name)
     level = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:

@@ -6,6 +6,7 @@ import base64
 import html
 import logging
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -18,6 +19,9 @@ log = logging.getLogger(__name__)
 
 class ReportConfig(StageConfig):
     """Build a readable report from a build's work folder or from lmtailor output folders."""
+
+    # `lmtailor report work/ --out work/report`: the report lives in the work folder it reads (and skips itself).
+    inputs_may_hold_output: ClassVar[tuple[str, ...]] = ("inputs",)
 
     inputs: list[Path] = Field(description="A build's work folder (with build.json), or output folders.")
     teacher: Path | None = Field(None, description="Reference model (default: the first fine-tuned model).")

@@ -18,6 +18,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
 from lmtailor.errors import InputFormatError, InputNotFoundError
+from lmtailor.models.folder import check_model_folder
 from lmtailor.tasks.align import Encoded, decode_cls, decode_ner, encode_cls, encode_ner
 
 TASK_FILE = "task.json"
@@ -64,6 +65,7 @@ def load_task_model(folder: str | Path, provider: str = "cpu", threads: int | No
         raise InputNotFoundError(
             f"model folder {folder} does not exist; pass the output folder of `lmtailor finetune`."
         )
+    check_model_folder(folder)
     spec_path = folder / TASK_FILE
     if spec_path.is_file():
         spec = TaskSpec(**json.loads(spec_path.read_text(encoding="utf-8")))

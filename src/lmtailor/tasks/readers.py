@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmtailor.corpus.encoding import sniff_file
+from lmtailor.corpus.readers import csv_problem
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError, InputNotFoundError
 from lmtailor.tasks.tags import NESTED_POLICIES, resolve_nested, spans_from_tags, split_tag, tags_from_spans, to_iob2
 
@@ -180,7 +181,7 @@ def _json_records(path: Path, text: str) -> Iterator[tuple[int, str, object, str
 def _csv_records(path: Path, text: str, needed: dict[str, str]) -> Iterator[tuple[int, str, object, str]]:
     """(line, where, row dict, "") for each CSV row after the header; the line is where the row starts."""
     csv.field_size_limit(_CSV_FIELD_LIMIT)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)  # strict: an unclosed quote is an error
     columns = reader.fieldnames or []
     missing = {name: role for name, role in needed.items() if name not in columns}
     if missing:
@@ -191,7 +192,7 @@ def _csv_records(path: Path, text: str, needed: dict[str, str]) -> Iterator[tupl
             yield start, f"{path}:{start}", row, ""
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise InputFormatError(f"{path}:{reader.line_num}: malformed CSV ({exc}); fix the quoting there") from None
+        raise InputFormatError(f"{path}:{start}: {csv_problem(exc)}") from None
 
 
 def _missing_fields_message(path: Path, missing: dict[str, str], found: Iterable[str], what: str) -> str:

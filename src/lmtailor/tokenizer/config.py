@@ -16,7 +16,13 @@ class TokenizerTrainConfig(StageConfig):
     inputs: list[Path] = Field(description="Corpus folder(s) from `lmtailor corpus` or raw text files/folders.")
     split: str = Field("train", description="Which split of a corpus folder to train on.")
     algorithm: Literal["bpe", "unigram", "wordpiece"] = Field("bpe", description="Subword model to train.")
-    vocab_size: int = Field(8000, ge=300, description="Target vocabulary size, all tokens included.")
+    vocab_size: int = Field(
+        8000,
+        ge=300,
+        le=1_000_000,
+        description="Target vocabulary size, all tokens included (at most 1,000,000; a corpus too small for it gives "
+        "fewer, with a warning).",
+    )
     terms: list[Path] = Field(
         default_factory=list, description="Glossaries of protected terms (terms.tsv, one term a line, term<TAB>freq)."
     )

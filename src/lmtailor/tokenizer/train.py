@@ -40,6 +40,8 @@ from lmtailor.tokenizer.pipeline import (
 from lmtailor.tokenizer.protect import ProtectedTerms, TermMatcher
 
 log = logging.getLogger(__name__)
+# Below this share of the vocabulary size asked for, say so: BPE and WordPiece often stop a few tokens short.
+SHORTFALL_WARNING = 0.98
 BATCH = 1000
 # A Latin-script word as the pre-tokeniser cuts it: "▁word" after a space, or bare "word" after punctuation or a
 # digit ("(excluding", "e-commerce"). Both spellings compete for whole-word slots by their own frequency.
@@ -88,6 +90,12 @@ def train_tokenizer(texts: Iterable[str], terms: list[str], cfg: TokenizerTrainC
         "terms_dropped_empty": len(protected.dropped),
         "training_pieces": n_pieces,
     }
+    if report["vocab_size"] < SHORTFALL_WARNING * cfg.vocab_size:
+        log.warning(
+            "the tokenizer has %s tokens, not the %s asked for: the training text holds no more distinct pieces "
+            "to merge; pass a --vocab-size of at most %s, or give more text",
+            f"{report['vocab_size']:,}", f"{cfg.vocab_size:,}", f"{report['vocab_size']:,}",
+        )  # fmt: skip
     return tokenizer, report
 
 

@@ -37,6 +37,7 @@ from transformers import (
 from lmtailor.config import StageConfig
 from lmtailor.errors import ConfigError, InputFormatError, OutputExistsError
 from lmtailor.models.dropout import set_dropout
+from lmtailor.models.folder import check_model_folder
 from lmtailor.models.loading import load_pretrained
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tasks import check_splits, read_cls, read_ner
@@ -215,7 +216,11 @@ def preflight(config: FinetuneConfig) -> str:
     if Path(config.out_dir).exists() and not config.overwrite:
         raise OutputExistsError(f"output folder {config.out_dir} already exists; pass --overwrite or another --out.")
     if config.stride > config.max_length // 2:
-        raise ConfigError(f"stride {config.stride} must be at most half of max_length {config.max_length}.")
+        raise ConfigError(
+            f"--stride {config.stride} (tokens shared by consecutive windows) must be at most half of --max-length "
+            f"{config.max_length}; pass --stride {config.max_length // 2} or less, or a larger --max-length."
+        )
+    check_model_folder(config.model)
     return precision
 
 

@@ -21,6 +21,7 @@ from transformers import AutoTokenizer, PreTrainedModel
 
 from lmtailor.config import StageConfig
 from lmtailor.errors import EmptyInputError, InputFormatError, InputNotFoundError
+from lmtailor.models.folder import check_model_folder
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.scripts import HAN_RE
 from lmtailor.tokenizer.hf import is_uncased
@@ -67,8 +68,7 @@ def run_extend(config: ExtendConfig) -> Path:
     from lmtailor.terms import load_terms
 
     src = Path(config.model)
-    if not (src / "config.json").is_file():
-        raise InputNotFoundError(f"model folder {src} does not exist or has no config.json.")
+    check_model_folder(src)
     for p in [*config.terms, *config.verify_inputs]:
         if not Path(p).exists():
             raise InputNotFoundError(f"input {p} does not exist; check the path.")

@@ -15,7 +15,8 @@ import torch
 import transformers
 from transformers import AutoConfig, PreTrainedModel
 
-from lmtailor.errors import InputFormatError, InputNotFoundError
+from lmtailor.errors import InputFormatError
+from lmtailor.models.folder import check_model_folder
 
 log = logging.getLogger(__name__)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ckpt")
@@ -24,8 +25,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".o
 def load_model(path: str | Path) -> PreTrainedModel:
     """The model a folder's config.json describes (its first architecture), or the bare AutoModel."""
     folder = Path(path)
-    if not (folder / "config.json").is_file():
-        raise InputNotFoundError(f"model folder {path} has no config.json; pass an HF model folder.")
+    check_model_folder(folder)
     config = AutoConfig.from_pretrained(str(folder))
     arch = (config.architectures or [None])[0]
     cls = getattr(transformers, arch, None) if arch else None

@@ -11,6 +11,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError
+from lmtailor.models.folder import check_model_folder
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.vocab.config import TrimConfig
 from lmtailor.vocab.counting import count_token_ids
@@ -68,6 +69,7 @@ def run_trim(config: TrimConfig) -> Path:
     src = Path(config.model)
     if not src.is_dir():
         raise InputNotFoundError(f"model folder {src} does not exist; pass an HF model folder (config.json, weights).")
+    check_model_folder(src)
     for p in [*config.inputs, *config.keep, *config.verify_inputs]:
         if not Path(p).exists():
             raise InputNotFoundError(f"input {p} does not exist; check the path.")

@@ -23,6 +23,7 @@ from transformers import AutoTokenizer
 
 from lmtailor.config import StageConfig
 from lmtailor.errors import InputFormatError, InputNotFoundError
+from lmtailor.models.folder import check_model_folder
 from lmtailor.models.loading import load_mlm
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tokenizer.hf import is_uncased
@@ -99,6 +100,7 @@ def run_transfer(config: TransferConfig) -> Path:
     for p in [src, new_folder, *config.verify_inputs]:
         if not Path(p).exists():
             raise InputNotFoundError(f"input {p} does not exist; check the path.")
+    check_model_folder(src)
     if not (new_folder / "tokenizer.json").is_file():
         raise InputFormatError(
             f"{new_folder} has no tokenizer.json; pass a tokenizer folder from `lmtailor tokenizer train`."

@@ -76,3 +76,43 @@ def test_override_is_used_and_checked(tmp_path: Path) -> None:
 
 def test_empty_file_is_text(tmp_path: Path) -> None:
     assert sniff_file(_write(tmp_path, "empty.txt", b"")).encoding == "utf-8"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Die Bürger Zürichs", "Le café est très bon. Où est la gare?", "He said “hello” – and paid 5 €."],
+    ids=["german", "french", "quotes-euro"],
+)
+def test_short_cp1252_is_refused_with_cp1252_not_read_as_gb18030(tmp_path: Path, text: str) -> None:
+    # Before: "Die Bürger Zürichs" was accepted as GB18030 and read as "Die B黵ger Z黵ichs".
+    path = _write(tmp_path, "de.txt", text.encode("cp1252"))
+    sniffed = sniff_file(path)
+    assert sniffed.encoding is None and sniffed.reason == "undecodable"
+    assert "--encoding cp1252" in sniffed.detail
+    assert sniff_file(path, "cp1252").encoding == "cp1252"
+    with open(path, encoding="cp1252") as fh:
+        assert fh.read() == text
+
+
+def test_short_simplified_chinese_gbk_is_still_read(tmp_path: Path) -> None:
+    path = _write(tmp_path, "zh.txt", "合同法第一条".encode("gbk"))
+    assert sniff_file(path).encoding == "gb18030"
+    assert path.read_text(encoding="gb18030") == "合同法第一条"
+
+
+ZH = "中华人民共和国合同法\n第一条 为了保护合同当事人的合法权益，维护社会经济秩序，促进社会主义现代化建设，制定本法。\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_chinese_utf16_without_bom_is_detected(tmp_path: Path, encoding: str) -> None:
+    # Before: skipped as "contains NUL bytes and is not UTF-16" (too few NULs for the byte-lane test).
+    path = _write(tmp_path, "zh16.txt", ZH.encode(encoding))
+    sniffed = sniff_file(path)
+    assert sniffed.encoding == encoding
+    with open(path, encoding=sniffed.encoding) as fh:
+        assert fh.read() == ZH
+
+
+def test_binary_with_nuls_gives_the_right_reason(tmp_path: Path) -> None:
+    sniffed = sniff_file(_write(tmp_path, "blob.txt", bytes(range(256)) * 8))
+    assert sniffed.reason == "binary" and "neither UTF-16 (either byte order) nor UTF-8" in sniffed.detail

@@ -134,3 +134,13 @@ def test_an_unusable_ner_input_is_one_counted_skip(tmp_path: Path) -> None:
     assert len(items) == 1 and isinstance(items[0], Skip)
     assert items[0].reason == "not an NER task file"
     assert "notes.txt" in items[0].detail and "NER input" in items[0].detail
+
+
+def test_csv_unclosed_quote_is_a_counted_skip_not_one_merged_row(tmp_path: Path) -> None:
+    # Before: the rest of the file became the text of row 3, silently.
+    (tmp_path / "t.csv").write_text('text\nfirst\n"second, never closed\nthird\nfourth\n', encoding="utf-8")
+    items = _read_all(tmp_path)
+    assert _docs(items) == [("t.csv:2", "first")]
+    skips = [i for i in items if isinstance(i, Skip)]
+    assert len(skips) == 1 and skips[0].reason == "malformed csv row"
+    assert "t.csv:3: a quote opened in this row is never closed" in skips[0].detail

@@ -419,3 +419,9 @@ def test_real_cmeee_tags_give_back_the_source_entities(shared_data: Path) -> Non
         assert set(spans) <= source
         assert all(any(ex.text[s:e] == src["entity"] for src in record["entities"]) for s, e, _ in spans)
     assert total - sum(len(entity_spans(ex)) for ex in data.examples) == data.dropped_nested == 3570
+
+
+def test_cls_csv_unclosed_quote_names_the_row(tmp_path: Path) -> None:
+    path = _write(tmp_path / "d.csv", 'text,label\nfine,a\n"broken,b\nmore,a\n')
+    with pytest.raises(InputFormatError, match=r"d\.csv:3: a quote opened in this row is never closed"):
+        read_cls(path)

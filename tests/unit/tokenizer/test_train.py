@@ -119,3 +119,13 @@ def test_examples_show_a_byte_fallback_character_once_and_count_every_token():
     row = examples({"domain": tok}, [text], None, 1)[0]
     assert row["domain"][:4] == ["逛", "心肌梗死", "患", "者"]
     assert row["counts"]["domain"] == len(enc.ids) == 7
+
+
+def test_a_vocabulary_the_text_cannot_fill_is_announced(caplog):
+    # Before: --vocab-size 10000000 silently gave a few thousand tokens.
+    with caplog.at_level("WARNING", logger="lmtailor.tokenizer.train"):
+        _, report = train_tokenizer(["a small text, a small text."] * 10, [], _cfg(vocab_size=50_000))
+    assert report["vocab_size"] < 1000 and report["target_vocab_size"] == 50_000
+    assert f"the tokenizer has {report['vocab_size']:,} tokens, not the 50,000 asked for" in caplog.text
+    with pytest.raises(ValueError, match="less than or equal to 1000000"):
+        _cfg(vocab_size=10_000_000)
