@@ -17,15 +17,33 @@ from lmtailor.errors import ConfigError, InputNotFoundError
 C = TypeVar("C", bound="StageConfig")
 
 
+def positional(order: int = 1) -> dict[str, Any]:
+    """`Field(json_schema_extra=positional())`: the field is a command-line argument (in `order`), not an option."""
+    return {"cli_argument": order}
+
+
+def cli_flags(*flags: str) -> dict[str, Any]:
+    """`Field(json_schema_extra=cli_flags("--out", "-o"))`: spellings of the field's option besides `--field-name`
+    (a pair like `--lowercase/--cased` replaces the derived on/off switch)."""
+    return {"cli_flags": list(flags)}
+
+
 class StageConfig(BaseModel):
     """Fields shared by every stage: where the output goes, whether to overwrite, the seed, progress bars."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    out_dir: Path = Field(description="Output folder this stage writes (created atomically; see --overwrite).")
+    out_dir: Path = Field(
+        description="Output folder this stage writes (created atomically; see --overwrite).",
+        json_schema_extra=cli_flags("--out", "-o"),
+    )
     overwrite: bool = Field(False, description="Replace an existing output folder instead of refusing.")
     seed: int = Field(0, description="Random seed; the same inputs and seed give the same outputs on CPU.")
-    show_progress: bool = Field(True, description="Show progress bars (switch off in tests and CI logs).")
+    show_progress: bool = Field(
+        True,
+        description="Show progress bars (switch off in tests and CI logs).",
+        json_schema_extra=cli_flags("--progress/--no-progress"),
+    )
 
     @classmethod
     def build(cls: type[C], **values: Any) -> C:
@@ -47,8 +65,10 @@ def format_validation_error(where: str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _section(cls: type[C], path: Path, loaded: dict, section: str) -> Any:
-    """The `section:` of a shared config file, or the whole file when it is a flat file of this stage's fields."""
+def _section(cls: type[C], path: Path, loaded: dict, sections: list[str]) -> Any:
+    """The first of `sections` in a shared config file, or the whole file when it is a flat file of this stage's
+    fields."""
+    section = next((s for s in sections if s in loaded), sections[-1])
     if section in loaded:
         return loaded[section]
     if set(loaded) <= set(cls.model_fields):
@@ -60,8 +80,9 @@ def _section(cls: type[C], path: Path, loaded: dict, section: str) -> Any:
     )
 
 
-def load_config(cls: type[C], path: Path | None = None, section: str | None = None, **overrides: Any) -> C:
-    """Defaults < YAML file (optionally one `section` of it) < explicit overrides (None means 'not given')."""
+def load_config(cls: type[C], path: Path | None = None, section: str | list[str] | None = None, **overrides: Any) -> C:
+    """Defaults < YAML file (optionally one `section` of it: the first present of several) < explicit overrides
+    (None means 'not given')."""
     values: dict[str, Any] = {}
     if path is not None:
         if not Path(path).is_file():
@@ -71,7 +92,7 @@ def load_config(cls: type[C], path: Path | None = None, section: str | None = No
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
         if section is not None and isinstance(loaded, dict):
-            loaded = _section(cls, Path(path), loaded, section)
+            loaded = _section(cls, Path(path), loaded, [section] if isinstance(section, str) else section)
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: expected a mapping of field: value, got {type(loaded).__name__}.")
         values.update(loaded)

@@ -134,7 +134,7 @@ def run_demo(out: Path, show_progress: bool = True, quick: bool = False):
 
     `quick` (tests): one epoch on 64 training paragraphs and short benches, the same stages otherwise.
     """
-    from lmtailor.build import load_recipe, run_build
+    from lmtailor.recipe import load_recipe, run_build
 
     out = Path(out)
     raw = out / "default-corpus"

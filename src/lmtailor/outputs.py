@@ -20,8 +20,8 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -54,13 +54,14 @@ def content_hash(paths: Sequence[Path], chunk: int = 1 << 20) -> str:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (a temp file of its own, then rename), UTF-8, human-readable."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # A name of its own ("x": never someone else's file), not mkstemp's, whose files are private (0600).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with open(tmp, "x", encoding="utf-8") as fh:
             fh.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lmtailor.build import BuildError, load_recipe, run_build
 from lmtailor.errors import ConfigError, InputNotFoundError
+from lmtailor.recipe import BuildError, load_recipe, run_build
 
 DOCS = [
     "The licensee shall indemnify the licensor against all claims arising from the agreement.",

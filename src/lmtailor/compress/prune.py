@@ -26,72 +26,20 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
-from lmtailor.config import StageConfig
+from lmtailor.compress.config import PruneConfig
 from lmtailor.errors import ConfigError, InputFormatError
+from lmtailor.models.encoder import choose_layers, encoder_layers
+from lmtailor.models.task_folder import TASK_FILE, load_task_model
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tasks.align import encode_cls, encode_ner
-from lmtailor.tasks.inference import TASK_FILE, load_task_model
 from lmtailor.tasks.readers import read_cls, read_ner
 
 log = logging.getLogger(__name__)
-
-
-class PruneConfig(StageConfig):
-    """Drop layers and FFN neurons of a fine-tuned BERT-family model; the result is a dense, smaller model."""
-
-    model: Path = Field(description="Fine-tuned task model folder (output of `lmtailor finetune` or `distill`).")
-    data: Path | None = Field(
-        None, description="Labelled task file for importance (the train split). Needed unless layers are chosen "
-        "by pattern and ffn_size is not set."
-    )  # fmt: skip
-    text_field: str = Field("text", description="cls: name of the text field/column in `data`.")
-    label_field: str = Field("label", description="cls: name of the label field/column in `data`.")
-    layers: int | None = Field(None, ge=1, description="Number of encoder layers to keep (default: all).")
-    layer_choice: Literal["every_other", "bottom", "top", "importance"] = Field(
-        "every_other", description="Which layers to keep: every other one ending with the last, the lowest, the "
-        "highest, or the most important by Taylor importance."
-    )  # fmt: skip
-    keep_layers: list[int] | None = Field(None, description="Explicit 0-based layer indices to keep (overrides).")
-    ffn_size: int | None = Field(None, ge=1, description="FFN neurons to keep per layer (default: all).")
-    iterations: int = Field(1, ge=1, le=20, description="FFN pruning steps, re-measuring importance after each.")
-    batches: int = Field(32, ge=1, description="Batches of `data` over which importance is accumulated.")
-    batch_size: int = Field(16, ge=1, description="Examples per importance batch.")
-
-
-def encoder_layers(model) -> torch.nn.ModuleList:
-    """The encoder's layer list of a BERT-family model (BERT, RoBERTa, ELECTRA, XLM-R, ...)."""
-    layers = getattr(getattr(model.base_model, "encoder", None), "layer", None)
-    if not isinstance(layers, torch.nn.ModuleList) or not all(
-        hasattr(lay, "intermediate") and hasattr(lay, "output") for lay in layers
-    ):
-        raise InputFormatError(
-            f"{type(model).__name__} is not a BERT-family encoder (base_model.encoder.layer[i].intermediate/"
-            "output); lmtailor prune supports BERT, RoBERTa, ELECTRA and their kin."
-        )
-    return layers
-
-
-def choose_layers(n: int, keep: int, how: str, importance: np.ndarray | None = None) -> list[int]:
-    """Sorted indices of the `keep` layers to keep out of `n`."""
-    if keep > n:
-        raise ConfigError(f"layers={keep} but the model has only {n} layers; choose at most {n}.")
-    if how == "bottom":
-        return list(range(keep))
-    if how == "top":
-        return list(range(n - keep, n))
-    if how == "importance":
-        assert importance is not None
-        return sorted(int(i) for i in np.argsort(-importance, kind="stable")[:keep])
-    # every_other: evenly spaced and ending with the last layer (6 -> 3 keeps 1, 3, 5), which the layer-drop
-    # literature (Sajjad et al. 2023) found better than keeping the bottom layers for fine-tuned BERTs.
-    return sorted({round(n - 1 - i * n / keep) for i in range(keep)})
 
 
 def keep_only_layers(model, keep: list[int]) -> None:

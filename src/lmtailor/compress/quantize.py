@@ -32,26 +32,25 @@ import io
 import json
 import logging
 import shutil
-import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import onnx
 import torch
-from pydantic import Field, field_validator
 
-from lmtailor.config import StageConfig
-from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError, VerificationError
-from lmtailor.export.onnx import WEIGHT_PATTERNS, copy_metadata, model_inputs
-from lmtailor.export.probe import compare, probe_batches
-from lmtailor.export.runtime import ONNX_FILE, OUTPUT_NAME, OnnxTaskModel
+from lmtailor.compress.config import QuantizeConfig
+from lmtailor.errors import InputFormatError, InputNotFoundError, VerificationError
+from lmtailor.models.folder import ONNX_FILE, copy_metadata, weight_files
+from lmtailor.models.onnx_runtime import OUTPUT_NAME, OnnxTaskModel, model_inputs
+from lmtailor.models.probe import compare, probe_batches
+from lmtailor.models.task_folder import TaskSpec, load_task_model, torch_int8
 from lmtailor.outputs import read_manifest, stage_output
-from lmtailor.tasks.inference import TaskSpec, load_task_model
+from lmtailor.tasks.evaluate import evaluate_split
+from lmtailor.tasks.readers import read_cls, read_ner
 
 log = logging.getLogger(__name__)
 
@@ -69,62 +68,13 @@ _ORT_NOISE = ("Please consider to run pre-processing", "doesn't support int4 dat
 INT4_ACCURACY_LEVEL = 4
 
 
-class QuantizeConfig(StageConfig):
-    """Quantise a task model: ONNX int8/int4 from an `lmtailor export` folder, or PyTorch int8 from an HF folder."""
-
-    model: Path = Field(description="An `lmtailor export` folder (int8, int4) or a fine-tuned HF folder (torch-int8).")
-    method: Literal["int8", "int4", "torch-int8"] = Field(
-        "int8", description="int8: ONNX Runtime dynamic int8; int4: 4-bit block-wise weights (MatMulNBits); "
-        "torch-int8: PyTorch dynamic int8 on Linear layers."
-    )  # fmt: skip
-    weight_type: Literal["qint8", "quint8"] = Field("qint8", description="int8: signed (U8S8) or unsigned weights.")
-    per_channel: bool = Field(False, description="int8: one scale per output channel instead of per tensor.")
-    block_size: int = Field(32, ge=16, le=256, description="int4: weights per quantisation block (a power of two).")
-    int4_others: Literal["int8", "fp32"] = Field(
-        "int8", description="int4: weights MatMulNBits cannot take (embeddings, fused Attention QKV) as int8 or fp32."
-    )
-    eval: Path | None = Field(None, description="Labelled file to score the fp32 and the quantised model (optional).")
-    text_field: str = Field("text", description="cls: name of the text field/column in `eval`.")
-    label_field: str = Field("label", description="cls: name of the label field/column in `eval`.")
-    ner_format: Literal["auto", "columns", "spans"] = Field("auto", description="ner: format of `eval`.")
-    nested: Literal["outer", "inner", "first"] = Field("outer", description="ner: which nested entities to keep.")
-    batch_size: int = Field(64, ge=1, description="Examples per forward pass when evaluating.")
-    threads: int | None = Field(None, ge=1, description="ONNX Runtime intra-op threads (default: one per core).")
-
-    @field_validator("block_size")
-    @classmethod
-    def _power_of_two(cls, value: int) -> int:
-        if value & (value - 1):
-            raise ValueError(f"block_size {value} is not a power of two (16, 32, 64, 128 or 256)")
-        return value
-
-
-def torch_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of `model` with PyTorch dynamic int8 Linear layers (per-tensor weights, activations per batch)."""
-    try:
-        from torch.ao.quantization import quantize_dynamic
-    except ImportError:  # torch.ao.quantization is deprecated; a torch without it cannot load torch-int8 folders
-        raise ConfigError(
-            "this torch has no torch.ao.quantization, which torch-int8 models need; install torch<2.15 or "
-            "re-quantise with --method int8 (ONNX)."
-        ) from None
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def _weights(folder: Path) -> list[Path]:
-    return sorted(f for pattern in WEIGHT_PATTERNS for f in Path(folder).glob(pattern) if f.is_file())
-
-
 def check_onnx_input(src: Path) -> None:
     """An fp32 `lmtailor export` folder whose model.onnx is a readable task graph, else InputFormatError."""
     if not src.is_dir():
         raise InputNotFoundError(f"model folder {src} does not exist; pass the output folder of `lmtailor export`.")
     path = src / ONNX_FILE
     if not path.is_file():
-        if _weights(src):
+        if weight_files(src):
             raise InputFormatError(
                 f"{src} is a PyTorch model folder; int8/int4 quantise an ONNX export: run `lmtailor export {src}` "
                 "first and quantise its output, or use --method torch-int8."
@@ -242,8 +192,6 @@ def graph_summary(path: Path) -> dict:
 
 
 def _read_eval(config: QuantizeConfig, hf_config, task: str):
-    from lmtailor.tasks.readers import read_cls, read_ner
-
     if not Path(config.eval).is_file():
         raise InputNotFoundError(f"eval file {config.eval} does not exist; pass a labelled file or leave --eval out.")
     if task == "cls":
@@ -286,8 +234,6 @@ def _predicted(folder: Path, name: str) -> list:
 
 
 def _evaluate_both(fp32, quantized, tokenizer, spec: TaskSpec, data, folder: Path, batch_size: int) -> dict:
-    from lmtailor.tasks.evaluate import evaluate_split
-
     metric = "accuracy" if spec.task == "cls" else "f1"
     report = {"eval_file": str(data.path), "metric": metric}
     recorders = {}
@@ -356,7 +302,7 @@ def _run_torch(config: QuantizeConfig) -> Path:
     src = Path(config.model)
     if not src.is_dir():
         raise InputNotFoundError(f"model folder {src} does not exist; pass the output folder of `lmtailor finetune`.")
-    if not _weights(src):
+    if not weight_files(src):
         raise InputFormatError(
             f"{src} has no PyTorch weights (model.safetensors); torch-int8 quantises a fine-tuned HF folder"
             + (", and this is an ONNX export: use --method int8 or int4." if (src / ONNX_FILE).is_file() else ".")
@@ -368,14 +314,14 @@ def _run_torch(config: QuantizeConfig) -> Path:
     quantized = torch_int8(model)
     with stage_output("quantize", config) as out:
         out.add_input("model", src)
-        for path in _weights(src):
+        for path in weight_files(src):
             shutil.copy2(path, out.dir / path.name)
         copy_metadata(src, out.dir)
         TaskSpec(**{**asdict(spec), "torch_int8": True}).save(out.dir)
         names = model_inputs(model, tokenizer)
         out.metrics.update({"method": config.method, "task": spec.task,
-                            "bytes_before": sum(p.stat().st_size for p in _weights(src)),
-                            "bytes_after": sum(p.stat().st_size for p in _weights(out.dir)),
+                            "bytes_before": sum(p.stat().st_size for p in weight_files(src)),
+                            "bytes_after": sum(p.stat().st_size for p in weight_files(out.dir)),
                             "state_bytes_fp32": _state_bytes(model), "state_bytes_quantized": _state_bytes(quantized),
                             "probe": _probe(model, quantized, tokenizer, spec, names, config.seed)})  # fmt: skip
         reloaded, _, _ = load_task_model(out.dir)

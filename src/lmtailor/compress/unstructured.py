@@ -20,62 +20,25 @@ import copy
 import logging
 import shutil
 from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import Field, field_validator
 from torch import nn
 from torch.nn.utils import prune
 
-from lmtailor.config import StageConfig
+from lmtailor.compress.config import SparsifyConfig
 from lmtailor.errors import InputFormatError
+from lmtailor.models.folder import weight_files
+from lmtailor.models.task_folder import TASK_FILE, load_task_model
 from lmtailor.outputs import stage_output, write_json
-from lmtailor.tasks.inference import TASK_FILE, load_task_model
+from lmtailor.tasks.evaluate import evaluate_split
+from lmtailor.tasks.readers import read_cls, read_ner
 
 log = logging.getLogger(__name__)
 
-WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
 DENSE_NOTE = (
     "Unstructured sparsity: the zeros are stored densely, so the model's size on disk is unchanged and dense "
     "PyTorch/ONNX kernels run at the same speed. Size or speed gains need a sparse format or a sparse runtime."
 )
-
-
-class SparsifyConfig(StageConfig):
-    """Zero the smallest-magnitude weights of a task model's encoder (unstructured magnitude pruning)."""
-
-    model: Path = Field(description="Task model folder (output of `lmtailor finetune`, or any HF cls/NER folder).")
-    sparsity: list[float] = Field(
-        description="Fraction of the targeted weights to zero, in [0, 0.99]; several values give a curve "
-        "(each pruned from the original model)."
-    )
-    scope: Literal["global", "per_layer"] = Field(
-        "global", description="global: one magnitude threshold over all targeted weights; per_layer: the same "
-        "fraction zeroed in each layer."
-    )  # fmt: skip
-    include_embeddings: bool = Field(False, description="Also prune the embedding matrices (left dense by default).")
-    include_head: bool = Field(False, description="Also prune the pooler and the classifier (left dense by default).")
-    eval: Path | None = Field(None, description="Labelled file to score the model at each sparsity (optional).")
-    text_field: str = Field("text", description="cls: name of the text field/column in `eval`.")
-    label_field: str = Field("label", description="cls: name of the label field/column in `eval`.")
-    ner_format: Literal["auto", "columns", "spans"] = Field("auto", description="ner: format of `eval`.")
-    nested: Literal["outer", "inner", "first"] = Field("outer", description="ner: which nested entities to keep.")
-    batch_size: int = Field(64, ge=1, description="Examples per forward pass when evaluating.")
-
-    @field_validator("sparsity", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: object) -> object:
-        return [value] if isinstance(value, int | float | str) else value
-
-    @field_validator("sparsity")
-    @classmethod
-    def _in_range(cls, value: list[float]) -> list[float]:
-        if not value:
-            raise ValueError("give at least one sparsity, e.g. 0.5")
-        bad = [s for s in value if not 0.0 <= s <= 0.99]
-        if bad:
-            raise ValueError(f"sparsity must be in [0, 0.99] (a fraction of weights to zero), got {bad}")
-        return sorted(set(value))
 
 
 def prune_targets(model: nn.Module, embeddings: bool = False, head: bool = False) -> list[tuple[str, nn.Module]]:
@@ -144,12 +107,10 @@ def csr_bytes(targets: list[tuple[str, nn.Module]]) -> int:
 
 def weight_bytes(folder: Path) -> int:
     """Bytes of the weight files in an HF folder (not tokenizer or config)."""
-    return sum(f.stat().st_size for pattern in WEIGHT_FILES for f in Path(folder).glob(pattern) if f.is_file())
+    return sum(f.stat().st_size for f in weight_files(folder))
 
 
 def _read_eval(config: SparsifyConfig, model, task: str):
-    from lmtailor.tasks.readers import read_cls, read_ner
-
     if task == "cls":
         data = read_cls(config.eval, text_field=config.text_field, label_field=config.label_field)
         unknown = sorted(set(data.labels) - set(model.config.label2id))
@@ -165,8 +126,6 @@ def _read_eval(config: SparsifyConfig, model, task: str):
 
 
 def _evaluate(model, tokenizer, spec, data, folder: Path, batch_size: int) -> dict:
-    from lmtailor.tasks.evaluate import evaluate_split
-
     report = evaluate_split(model, tokenizer, spec, data, folder, Path(data.path).stem, batch_size)
     name = "accuracy" if spec.task == "cls" else "f1"
     return {"metric": name, "value": report[name]}

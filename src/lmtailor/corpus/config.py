@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lmtailor.config import StageConfig
+from lmtailor.config import StageConfig, cli_flags, positional
 from lmtailor.corpus.readers import ReadOptions
 
 SPLITS: tuple[str, str, str] = ("train", "dev", "test")
@@ -21,11 +21,13 @@ class CorpusConfig(StageConfig):
     inputs: list[Path] = Field(
         default_factory=list,
         description="Files or folders to read (folders recursively, in sorted order): .txt, .md, .jsonl, .csv.",
+        json_schema_extra=positional(),
     )
     ner_inputs: list[Path] = Field(
         default_factory=list,
         description="Labelled NER files (IOB columns, or CMeEE-style span JSON) whose sentences are read as "
         "documents, one per sentence; the labels are ignored. Use a task's train split only.",
+        json_schema_extra=cli_flags("--ner"),
     )
     text_field: str = Field("text", description="Field of each .jsonl line that holds the document text.")
     id_field: str | None = Field(

@@ -1,4 +1,5 @@
-"""Per-file text encoding detection, and the test that tells text from binary.
+"""Per-file text encoding detection, the test that tells text from binary, and the messages for a file that stops
+reading part-way (a decode error, a malformed CSV row); shared by the corpus and the task readers.
 
 Supported without being told: UTF-8 (with or without BOM), UTF-16 (with a BOM, or BOM-less LE/BE recognised from
 where the NUL bytes fall) and GB18030 (a superset of GBK/GB2312). Anything else is refused with a message that
@@ -10,6 +11,7 @@ wrong to trust unseen.
 from __future__ import annotations
 
 import codecs
+import csv
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -201,3 +203,10 @@ def decode_failure(path: Path, encoding: str, exc: UnicodeDecodeError) -> str:
         f"{path}: invalid {encoding} bytes ({exc.reason}) part-way through; the whole "
         "document was discarded; re-save it as UTF-8 or pass --encoding with its real encoding"
     )
+
+
+def csv_problem(exc: csv.Error) -> str:
+    """The csv module's complaint in words a user can act on."""
+    if "unexpected end of data" in str(exc):
+        return "a quote opened in this row is never closed (everything after it would become one cell); close it"
+    return f"malformed CSV ({exc}); fix the quoting there"

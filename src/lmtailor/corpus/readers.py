@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmtailor.corpus.encoding import sniff_file
+from lmtailor.corpus.encoding import csv_problem, sniff_file
 from lmtailor.errors import InputFormatError, InputNotFoundError, LmtailorError
 
 log = logging.getLogger(__name__)
@@ -225,10 +225,3 @@ def _read_csv(src: SourceFile, options: ReadOptions, encoding: str) -> Iterator[
     except csv.Error as exc:
         detail = f"{src.path}:{start}: {csv_problem(exc)}; the rest of the file was not read"
         yield Skip(src.path, "malformed csv row", detail, start)
-
-
-def csv_problem(exc: csv.Error) -> str:
-    """The csv module's complaint in words a user can act on."""
-    if "unexpected end of data" in str(exc):
-        return "a quote opened in this row is never closed (everything after it would become one cell); close it"
-    return f"malformed CSV ({exc}); fix the quoting there"

@@ -27,20 +27,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field, PositiveInt
 
-from lmtailor.config import StageConfig
 from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError
 from lmtailor.export.bench_report import add_ratios, fastest, markdown
+from lmtailor.export.config import BenchConfig
+from lmtailor.hardware import CPU_FLAGS, cpu_flags, cpu_has_native_bf16, cpu_model, usable_physical_cores
+from lmtailor.models.folder import weight_files
 from lmtailor.outputs import stage_output, write_json
 
 log = logging.getLogger(__name__)
 
 TORCH_RUNTIMES = ("fp32", "bf16", "torch-int8")
 SUFFIXES = (*TORCH_RUNTIMES, "onnx")
-WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 DEFAULT_TEXT = (
     "The licensee shall indemnify and hold harmless the licensor against all claims, damages and costs arising "
     "from any breach of this agreement. Patients with type 2 diabetes were randomised to receive metformin or "
@@ -48,27 +47,6 @@ DEFAULT_TEXT = (
     "the contract was void for uncertainty, since the parties had not agreed on the price or the delivery date. "
     "Adverse events were reported in 14% of the treatment group and 9% of the control group (p = 0.03)."
 )
-
-
-class BenchConfig(StageConfig):
-    """Measure latency, throughput, size and peak memory of several models side by side."""
-
-    models: list[str] = Field(
-        min_length=1, description="Model folders (PyTorch, optional @fp32|@bf16|@torch-int8 suffix), .onnx files or "
-        "folders with one. The first is the baseline of the speed ratios."
-    )  # fmt: skip
-    seq_len: int = Field(128, ge=2, le=8192, description="Tokens per sequence; every input is padded/cut to this.")
-    batch_sizes: list[PositiveInt] = Field([1], min_length=1, description="Batch sizes at which latency is timed.")
-    throughput_batch: int = Field(32, ge=1, description="Batch size at which throughput (sequences/s) is timed.")
-    threads: int | None = Field(None, ge=1, description="CPU threads per model (default: the usable physical cores).")
-    warmup: int = Field(3, ge=0, description="Untimed runs before each latency timing (1 before throughput).")
-    repeat: int = Field(20, ge=1, description="Timed runs per latency batch size.")
-    throughput_repeat: int = Field(5, ge=1, description="Timed runs at the throughput batch size.")
-    text: Path | None = Field(None, description="Text file to tokenise for the inputs (default: built-in text).")
-    pick_fastest: bool = Field(
-        False, description="Also measure each PyTorch folder given without a suffix as bf16 and torch-int8, and name "
-        "the fastest entry."
-    )  # fmt: skip
 
 
 @dataclass
@@ -128,7 +106,7 @@ def parse_entry(given: str) -> Entry:
         onnx_file = path
     else:
         onnx_file = _onnx_in(path, given)
-        has_weights = any(any(path.glob(p)) for p in WEIGHT_FILES)
+        has_weights = bool(weight_files(path))
         if not has_weights and onnx_file is None:
             raise InputFormatError(
                 f"models entry {given!r}: {path} has no model weights (*.safetensors, pytorch_model*.bin) and no "
@@ -170,14 +148,6 @@ def resolve_entries(config: BenchConfig) -> list[Entry]:
     return entries
 
 
-def default_threads() -> int:
-    """Physical cores this process may use (hyper-threads rarely help dense matmuls)."""
-    import psutil
-
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(psutil.cpu_count(logical=False) or usable, usable))
-
-
 def machine_facts() -> dict:
     """CPU model, cores, memory, the SIMD flags that decide bf16/int8 speed, load, date and library versions."""
     import importlib.metadata as md
@@ -185,16 +155,8 @@ def machine_facts() -> dict:
     import psutil
 
     from lmtailor import __version__
-    from lmtailor.train.precision import cpu_has_native_bf16
 
-    try:
-        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        info = []
-    model = next(
-        (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), platform.processor()
-    )
-    flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+    flags = cpu_flags()
     versions = {"python": platform.python_version(), "lmtailor": __version__}
     for name in ("torch", "transformers", "onnx", "onnxruntime", "numpy"):
         try:
@@ -202,7 +164,7 @@ def machine_facts() -> dict:
         except md.PackageNotFoundError:
             versions[name] = None
     return {
-        "cpu": model, "physical_cores": psutil.cpu_count(logical=False), "logical_cores": psutil.cpu_count(),
+        "cpu": cpu_model(), "physical_cores": psutil.cpu_count(logical=False), "logical_cores": psutil.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 1e9, 1), "native_bf16": cpu_has_native_bf16(),
         "cpu_flags": [f for f in CPU_FLAGS if f in flags], "platform": platform.platform(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
@@ -249,7 +211,7 @@ def disk_record(entry: Entry) -> dict:
     """Size on disk of the model's weight files (not tokenizer or config); for ONNX also its parameter count (the
     elements of its non-integer initializers; an int8 graph's scales and zero points count too)."""
     if entry.kind == "torch":
-        files = [f for p in WEIGHT_FILES for f in entry.path.glob(p) if f.is_file()]
+        files = weight_files(entry.path)
         return {"weight_files": sorted(f.name for f in files),
                 "size_mb": round(sum(f.stat().st_size for f in files) / 1e6, 3)}  # fmt: skip
     import onnx
@@ -276,7 +238,7 @@ def run_bench(config: BenchConfig) -> Path:
     if config.text is not None and not Path(config.text).is_file():
         raise InputNotFoundError(f"text file {config.text} does not exist; pass a UTF-8 text file or leave it out.")
     text = Path(config.text).read_text(encoding="utf-8") if config.text is not None else DEFAULT_TEXT
-    threads = config.threads or default_threads()
+    threads = config.threads or usable_physical_cores()
     settings = {"threads": threads, **config.model_dump(include={"batch_sizes", "throughput_batch", "warmup", "repeat",
                                                                  "throughput_repeat"})}  # fmt: skip
     bench = {"machine": machine_facts(), "seq_len": config.seq_len, **settings,

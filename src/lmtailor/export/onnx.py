@@ -16,96 +16,41 @@ is there for the day the TorchScript one is removed.
 
 from __future__ import annotations
 
-import inspect
 import logging
-import shutil
 import warnings
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-from lmtailor.config import StageConfig
 from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError, VerificationError
-from lmtailor.export.probe import compare, probe_batches
-from lmtailor.export.runtime import INPUT_NAMES, ONNX_FILE, OUTPUT_NAME, check_provider, make_session
+from lmtailor.export.config import ExportConfig
+from lmtailor.models.folder import ONNX_FILE, copy_metadata, weight_files
+from lmtailor.models.onnx_runtime import OUTPUT_NAME, check_provider, make_session, model_inputs
+from lmtailor.models.probe import compare, probe_batches
+from lmtailor.models.task_folder import load_task_model
 from lmtailor.outputs import stage_output
+from lmtailor.tasks.readers import read_inputs
 
 log = logging.getLogger(__name__)
 
-WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
-# What travels with the graph: the model's description and its tokenizer, never weights or training reports.
-METADATA_PATTERNS = ("config.json", "task.json", "tokenizer*.json", "special_tokens_map.json", "added_tokens.json",
-                     "vocab.txt", "vocab.json", "merges.txt", "*.model")  # fmt: skip
 # HF model types whose graphs ONNX Runtime's optimizer fuses with its BERT recipe (same encoder layout).
 ORT_MODEL_TYPES = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "camembert": "bert", "electra": "bert"}
 DEFAULT_OPSET = {"torchscript": 17, "dynamo": 18}
-
-
-class ExportConfig(StageConfig):
-    """Export a fine-tuned classification or NER model to ONNX and check it against PyTorch."""
-
-    model: Path = Field(description="Task model folder from `lmtailor finetune` (HF weights, tokenizer, task.json).")
-    exporter: Literal["torchscript", "dynamo"] = Field(
-        "torchscript", description="torch.onnx exporter: torchscript (graph ORT's optimizer fuses) or dynamo."
-    )
-    opset: int | None = Field(
-        None, ge=14, le=23, description="ONNX opset (default 17 for torchscript, which allows up to 20; 18 for dynamo)."
-    )
-    optimize: bool = Field(
-        True, description="Fuse the graph with ONNX Runtime's transformer optimizer (BERT-family models; stays fp32)."
-    )
-    provider: Literal["cpu", "cuda", "tensorrt"] = Field(
-        "cpu", description="ONNX Runtime execution provider for the parity check (cuda/tensorrt need onnxruntime-gpu)."
-    )
-    parity_tolerance: float = Field(
-        1e-4, ge=0, description="Largest allowed absolute logit difference between ONNX Runtime and PyTorch."
-    )
-    parity_file: Path | None = Field(
-        None, description="Texts for the parity check (.jsonl with a text field, or one per line); default: random "
-        "text from the tokenizer's vocabulary."
-    )  # fmt: skip
-    threads: int | None = Field(None, ge=1, description="ONNX Runtime intra-op threads (default: one per core).")
-
-    @model_validator(mode="after")
-    def _opset_fits_exporter(self) -> ExportConfig:
-        if self.opset is not None and self.exporter == "torchscript" and self.opset > 20:
-            raise ValueError(f"opset {self.opset}: the torchscript exporter writes opsets 14-20; use exporter dynamo")
-        if self.opset is not None and self.exporter == "dynamo" and self.opset < 18:
-            raise ValueError(f"opset {self.opset}: the dynamo exporter writes opsets 18-23")
-        return self
-
-
-def copy_metadata(src: Path, dst: Path) -> list[str]:
-    """Copy config, task spec and tokenizer files (not weights or reports) from `src` to `dst`; their names."""
-    names = sorted({f.name for pattern in METADATA_PATTERNS for f in Path(src).glob(pattern) if f.is_file()})
-    for name in names:
-        shutil.copy2(Path(src) / name, Path(dst) / name)
-    return names
 
 
 def check_source(src: Path) -> None:
     """A PyTorch task model folder, or an error that says what the folder is instead."""
     if not src.is_dir():
         raise InputNotFoundError(f"model folder {src} does not exist; pass the output folder of `lmtailor finetune`.")
-    if not any(f for pattern in WEIGHT_PATTERNS for f in src.glob(pattern)):
+    if not weight_files(src):
         if (src / ONNX_FILE).is_file():
             raise InputFormatError(
                 f"{src} is already an ONNX export (model.onnx, no PyTorch weights); export the fine-tuned folder it "
                 "came from."
             )
         raise InputFormatError(f"{src} has no model weights (model.safetensors); pass a fine-tuned model folder.")
-
-
-def model_inputs(model, tokenizer) -> list[str]:
-    """The inputs the graph takes: those of input_ids/attention_mask/token_type_ids that the model's forward
-    accepts and the tokenizer produces (RoBERTa's forward accepts token_type_ids, its tokenizer never sends them)."""
-    params = inspect.signature(model.forward).parameters
-    produced = set(tokenizer.model_input_names) | {"input_ids", "attention_mask"}
-    return [name for name in INPUT_NAMES if name in params and name in produced]
 
 
 def _export_graph(src: Path, task: str, example: dict[str, np.ndarray], path: Path, config: ExportConfig) -> None:
@@ -157,9 +102,6 @@ def _optimize(path: Path, hf_config) -> dict[str, int]:
 
 def run_export(config: ExportConfig) -> Path:
     """Export `config.model` to `config.out_dir/model.onnx`, verified against PyTorch on probe batches."""
-    from lmtailor.tasks.evaluate import read_inputs
-    from lmtailor.tasks.inference import load_task_model
-
     src = Path(config.model)
     check_source(src)
     check_provider(config.provider)  # before any work: an unusable provider is known now

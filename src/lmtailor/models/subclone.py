@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
-from lmtailor.compress.prune import choose_layers, encoder_layers
 from lmtailor.errors import ConfigError, InputFormatError
+from lmtailor.models.encoder import choose_layers, encoder_layers
 from lmtailor.models.presets import Shape
 
 log = logging.getLogger(__name__)

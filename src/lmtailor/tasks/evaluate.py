@@ -11,17 +11,18 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field
-
-from lmtailor.config import StageConfig
-from lmtailor.errors import EmptyInputError, InputFormatError, InputNotFoundError
+from lmtailor.errors import InputFormatError
+from lmtailor.models.task_folder import TaskSpec, load_task_model
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tasks.align import ner_alignment_stats
-from lmtailor.tasks.inference import TaskSpec, load_task_model, predict_cls, predict_ner, raw_examples
+from lmtailor.tasks.config import EvaluateConfig
+from lmtailor.tasks.inference import predict_cls, predict_ner, raw_examples
 from lmtailor.tasks.metrics import classification_metrics, confusion_png, ner_metrics
-from lmtailor.tasks.readers import NerExample, TaskData, entity_spans, read_cls, read_ner
+from lmtailor.tasks.readers import NerExample, TaskData, entity_spans, read_cls, read_inputs, read_ner
+
+# EvaluateConfig and read_inputs live lower (tasks.config, tasks.readers) and stay importable from here.
+__all__ = ["EvaluateConfig", "evaluate_split", "predict", "read_inputs", "run_evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +63,6 @@ def evaluate_split(
     return report
 
 
-class EvaluateConfig(StageConfig):
-    """Evaluate a fine-tuned model on a labelled file."""
-
-    model: Path = Field(description="Model folder from `lmtailor finetune` (or any HF classification/NER folder).")
-    data: Path = Field(description="Labelled file in the same format as the training data.")
-    split_name: str = Field("test", description="Name used in the output files (eval_<name>.json, ...).")
-    text_field: str = Field("text", description="cls: name of the text field/column.")
-    label_field: str = Field("label", description="cls: name of the label field/column.")
-    ner_format: Literal["auto", "columns", "spans"] = Field("auto", description="ner: file format.")
-    nested: Literal["outer", "inner", "first"] = Field("outer", description="ner: which nested entities to keep.")
-    batch_size: int = Field(64, ge=1, description="Examples per forward pass.")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="Inference precision (bf16 autocast).")
-
-
 def run_evaluate(config: EvaluateConfig) -> Path:
     model, tokenizer, spec = load_task_model(config.model)
     if spec.task == "cls":
@@ -97,21 +84,6 @@ def run_evaluate(config: EvaluateConfig) -> Path:
                                 config.precision)  # fmt: skip
         out.metrics.update({k: v for k, v in report.items() if not isinstance(v, dict | list)})
     return Path(config.out_dir)
-
-
-def read_inputs(text: str | None, path: Path | None) -> list[str]:
-    """Texts to label: one given on the command line, or a file (.jsonl with a "text" field, else one per line)."""
-    if text is not None:
-        return [text]
-    if path is None or not Path(path).is_file():
-        raise InputNotFoundError(f"input file {path} does not exist; pass --text or an existing file.")
-    if Path(path).suffix in (".jsonl", ".json"):
-        texts = [ex.text for ex in read_cls(path, label_field="text").examples]
-    else:
-        texts = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not texts:
-        raise EmptyInputError(f"{path} has no text to label.")
-    return texts
 
 
 def predict(model_dir: Path, texts: list[str], batch_size: int = 64, top_k: int = 3) -> Iterator[dict]:

@@ -1,48 +1,29 @@
 """Running a task model over examples: batched forward passes, decoding to labels or entities, and throughput.
 
 Shared by `finetune` (final dev/test evaluation), `evaluate` and `predict`, so the numbers a user gets from any of
-them come from the same code. How a model reads text (task, max length, long-text policy, unit type) travels with
-the model folder in `task.json`, written by `finetune`; a plain HF folder without it is read with the defaults.
+them come from the same code. Loading a model folder and its `task.json` (how the model reads text) is
+`lmtailor.models.task_folder`'s.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
-from lmtailor.errors import InputFormatError, InputNotFoundError
-from lmtailor.models.folder import check_model_folder
+from lmtailor.models.task_folder import TaskSpec, load_task_model
 from lmtailor.tasks.align import Encoded, decode_cls, decode_ner, encode_cls, encode_ner
 
-TASK_FILE = "task.json"
+# TaskSpec and load_task_model (the task folder's, in lmtailor.models.task_folder) stay importable from here.
+__all__ = ["RawExample", "TaskSpec", "forward", "load_task_model", "predict_cls", "predict_ner", "raw_examples"]
+
 # Units of raw text given to `predict` for a word-level model: word-character runs and single other characters,
 # which matches how the word-level NER corpora (NCBI-disease, BC5CDR) were tokenized.
 WORD_UNITS = re.compile(r"\w+|[^\w\s]")
 CHAR_UNITS = re.compile(r"\S")
-
-
-@dataclass
-class TaskSpec:
-    """How a task model reads text; saved next to the weights as task.json."""
-
-    task: str  # "cls" | "ner"
-    max_length: int = 256
-    long_text: str = "head"
-    stride: int = 64
-    units: str = "words"  # NER: "words" or "chars", how raw text is cut into units at prediction time
-    # Set by `lmtailor quantize --method torch-int8`: the folder keeps fp32 weights and loading applies PyTorch's
-    # dynamic int8 quantisation to its Linear layers (deterministic, so every load gives the same model).
-    torch_int8: bool = False
-
-    def save(self, folder: Path) -> None:
-        (Path(folder) / TASK_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
 
 
 @dataclass
@@ -52,50 +33,6 @@ class RawExample:
     text: str
     units: tuple[tuple[int, int], ...]
     tags: tuple[str, ...] = ()
-
-
-def load_task_model(folder: str | Path, provider: str = "cpu", threads: int | None = None):
-    """(model, tokenizer, spec) of a fine-tuned classification or NER model folder.
-
-    A folder with `model.onnx` and no PyTorch weights (from `lmtailor export` or `quantize`) gives an
-    `OnnxTaskModel` run by ONNX Runtime on `provider` with `threads` intra-op threads; these two apply to it only.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputNotFoundError(
-            f"model folder {folder} does not exist; pass the output folder of `lmtailor finetune`."
-        )
-    check_model_folder(folder)
-    spec_path = folder / TASK_FILE
-    if spec_path.is_file():
-        spec = TaskSpec(**json.loads(spec_path.read_text(encoding="utf-8")))
-    else:
-        arch = (AutoConfig.from_pretrained(str(folder)).architectures or [""])[0]
-        if not arch.endswith(("ForSequenceClassification", "ForTokenClassification")):
-            raise InputFormatError(
-                f"{folder} holds a {arch or 'model without an architecture'}, not a classification or token "
-                "classification model; fine-tune it first with `lmtailor finetune cls|ner`."
-            )
-        spec = TaskSpec(task="ner" if arch.endswith("ForTokenClassification") else "cls")
-    auto = AutoModelForTokenClassification if spec.task == "ner" else AutoModelForSequenceClassification
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    if not tokenizer.is_fast:
-        raise InputFormatError(f"{folder} has no fast tokenizer (tokenizer.json); lmtailor needs character offsets.")
-    if _is_onnx_folder(folder):
-        from lmtailor.export.runtime import OnnxTaskModel
-
-        return OnnxTaskModel(folder, provider, threads), tokenizer, spec
-    model = auto.from_pretrained(str(folder)).eval()
-    if spec.torch_int8:
-        from lmtailor.compress.quantize import torch_int8
-
-        model = torch_int8(model)
-    return model, tokenizer, spec
-
-
-def _is_onnx_folder(folder: Path) -> bool:
-    weights = [*folder.glob("*.safetensors"), *folder.glob("pytorch_model*.bin")]
-    return (folder / "model.onnx").is_file() and not weights
 
 
 @torch.no_grad()

@@ -45,8 +45,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmtailor.corpus.encoding import sniff_file
-from lmtailor.corpus.readers import csv_problem
+from lmtailor.corpus.encoding import csv_problem, sniff_file
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError, InputNotFoundError
 from lmtailor.tasks.tags import NESTED_POLICIES, resolve_nested, spans_from_tags, split_tag, tags_from_spans, to_iob2
 
@@ -431,3 +430,18 @@ def check_splits(train: TaskData, *others: TaskData) -> None:
             f"A model cannot learn them: move some of their examples into {train.path.name} (or re-split so every "
             f"{what} occurs in train), or remove them from {other.path.name}."
         )
+
+
+def read_inputs(text: str | None, path: Path | None) -> list[str]:
+    """Texts to label: one given on the command line, or a file (.jsonl with a "text" field, else one per line)."""
+    if text is not None:
+        return [text]
+    if path is None or not Path(path).is_file():
+        raise InputNotFoundError(f"input file {path} does not exist; pass --text or an existing file.")
+    if Path(path).suffix in (".jsonl", ".json"):
+        texts = [ex.text for ex in read_cls(path, label_field="text").examples]
+    else:
+        texts = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise EmptyInputError(f"{path} has no text to label.")
+    return texts

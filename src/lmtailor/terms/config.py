@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lmtailor.config import StageConfig
+from lmtailor.config import StageConfig, positional
 
 Language = Literal["en", "zh"]
 
@@ -18,6 +18,7 @@ class MineConfig(StageConfig):
     inputs: list[Path] = Field(
         min_length=1,
         description="Corpus folders written by `lmtailor corpus`, or raw .txt/.md/.jsonl/.csv files or folders.",
+        json_schema_extra=positional(),
     )
     split: str = Field("train", description="Which split of a corpus folder to mine (raw files have no splits).")
     languages: Literal["auto"] | list[Language] = Field(
@@ -79,6 +80,7 @@ class MergeConfig(StageConfig):
         min_length=1,
         description="Term sources in priority order: terms.tsv files or `lmtailor terms` output folders, and "
         "glossaries (one term a line, or term<TAB>freq). Earlier inputs win ties and the size cap.",
+        json_schema_extra=positional(),
     )
     lowercase: bool = Field(False, description="Lowercase every term (duplicates differing in case merge anyway).")
     max_term_chars: int = Field(32, ge=2, le=256, description="Drop terms longer than this many characters.")

@@ -7,13 +7,15 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lmtailor.config import StageConfig
+from lmtailor.config import StageConfig, cli_flags, positional
 
 
 class TokenizerTrainConfig(StageConfig):
     """Train a domain tokenizer (HF tokenizers) to a target vocabulary size, with protected terms kept whole."""
 
-    inputs: list[Path] = Field(description="Corpus folder(s) from `lmtailor corpus` or raw text files/folders.")
+    inputs: list[Path] = Field(
+        description="Corpus folder(s) from `lmtailor corpus` or raw text files/folders.", json_schema_extra=positional()
+    )
     split: str = Field("train", description="Which split of a corpus folder to train on.")
     algorithm: Literal["bpe", "unigram", "wordpiece"] = Field("bpe", description="Subword model to train.")
     vocab_size: int = Field(
@@ -27,7 +29,11 @@ class TokenizerTrainConfig(StageConfig):
         default_factory=list, description="Glossaries of protected terms (terms.tsv, one term a line, term<TAB>freq)."
     )
     max_terms: int | None = Field(None, ge=0, description="Protect at most this many terms (in glossary order).")
-    lowercase: bool = Field(True, description="Lowercase text before tokenising (like uncased BERT).")
+    lowercase: bool = Field(
+        True,
+        description="Lowercase text before tokenising (like uncased BERT).",
+        json_schema_extra=cli_flags("--lowercase/--cased"),
+    )
     character_coverage: float = Field(
         0.9999,
         gt=0.9,
@@ -70,8 +76,13 @@ class TokenizerTrainConfig(StageConfig):
 class TokenizerEvalConfig(StageConfig):
     """Compare a tokenizer with a reference tokenizer on held-out text."""
 
-    tokenizer: Path = Field(description="Tokenizer folder to evaluate (from `lmtailor tokenizer train` or any HF).")
-    inputs: list[Path] = Field(description="Held-out text: a corpus folder or raw text files/folders.")
+    tokenizer: Path = Field(
+        description="Tokenizer folder to evaluate (from `lmtailor tokenizer train` or any HF).",
+        json_schema_extra=positional(1),
+    )
+    inputs: list[Path] = Field(
+        description="Held-out text: a corpus folder or raw text files/folders.", json_schema_extra=positional(2)
+    )
     split: str = Field("test", description="Which split of a corpus folder to evaluate on.")
     reference: str | None = Field(
         None, description="Reference tokenizer folder or installed model; default: all-MiniLM-L6-v2's WordPiece."

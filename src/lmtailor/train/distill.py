@@ -20,7 +20,8 @@ distillation: one vector per text, so it needs no token alignment and works acro
   with them), and under torchrun their gradients are averaged across processes like the model's.
 - Hidden-state and attention matching need the teacher's activations on the student's own tokens, so they require
   the same tokenizer and run the teacher live (no cache); they are off by default.
-- Everything else (AMP, accumulation, early stopping on dev, best checkpoint, resume, torchrun) is `finetune`'s.
+- Everything else (AMP, accumulation, early stopping on dev, best checkpoint, resume, torchrun) is what `finetune`
+  does too (`train.task_training`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -49,42 +49,22 @@ from lmtailor.corpus.source import iter_texts
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError
 from lmtailor.models.dropout import set_dropout
 from lmtailor.models.loading import load_pretrained
+from lmtailor.models.task_folder import load_task_model
 from lmtailor.tasks.align import IGNORE, Encoded, encode_cls, encode_ner
-from lmtailor.tasks.inference import forward, load_task_model
-from lmtailor.train.finetune import (
-    FinetuneConfig,
-    _argmax,
-    _encode,
-    _metric_fn,
-    _Trainer,
-    _write_output,
+from lmtailor.tasks.inference import forward
+from lmtailor.train.config import DistillConfig
+from lmtailor.train.task_training import (
+    TaskTrainer,
+    argmax_ids,
+    encode_split,
+    metric_fn,
     preflight,
     read_splits,
     trainer_setup,
+    write_task_output,
 )
 
 log = logging.getLogger(__name__)
-
-
-class DistillConfig(FinetuneConfig):
-    """Train `model` (the student) to match `teacher` on a task: fine-tuning's fields plus the distillation ones."""
-
-    teacher: Path = Field(description="Fine-tuned teacher folder (output of `lmtailor finetune`).")
-    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the gold-label loss; 1 - alpha goes to the teacher.")
-    temperature: float = Field(2.0, gt=0, description="Softmax temperature of the logit distillation.")
-    unlabelled: list[Path] = Field(
-        default_factory=list, description="cls: extra transfer text without labels (files, or corpus folders whose "
-        "train split is used); the student learns the teacher's predictions on it."
-    )  # fmt: skip
-    max_unlabelled: int | None = Field(None, ge=1, description="Use a random sample of this many unlabelled texts.")
-    min_unlabelled_chars: int = Field(40, ge=1, description="Skip unlabelled texts shorter than this (headings).")
-    feature_weight: float = Field(
-        0.0, ge=0, description="cls: weight of matching the teacher's final [CLS] state, the representation its "
-        "classifier reads (any tokenizer; a PyTorch teacher)."
-    )  # fmt: skip
-    hidden_weight: float = Field(0.0, ge=0, description="Weight of hidden-state matching (same tokenizer only).")
-    attention_weight: float = Field(0.0, ge=0, description="Weight of attention matching (same tokenizer and heads).")
-    teacher_batch_size: int = Field(64, ge=1, description="Batch size of the teacher's one pass over the data.")
 
 
 def layer_map(student_layers: int, teacher_layers: int) -> list[int]:
@@ -225,7 +205,7 @@ def load_projections(extras: torch.nn.ModuleDict, ckpt: Path) -> bool:
     return True
 
 
-class DistillTrainer(_Trainer):
+class DistillTrainer(TaskTrainer):
     """The fine-tuning Trainer with the distillation loss (and, optionally, hidden/attention matching)."""
 
     def __init__(self, *args, distill: DistillConfig, teacher=None, projections=None, feature_projection=None,
@@ -383,7 +363,7 @@ def _transfer_set(config: DistillConfig, stok, teacher_parts, train, label2id) -
     """Student features of the train split (+ unlabelled text for cls), each with its cached teacher logits (and
     [CLS] state, for feature_weight)."""
     teacher, ttok, tspec = teacher_parts
-    enc = _encode(config, stok, train, label2id)
+    enc = encode_split(config, stok, train, label2id)
     if config.task == "ner":
         attach_targets(enc, "ner", _ner_targets(teacher, ttok, tspec, train.examples, config.teacher_batch_size))
         return enc
@@ -433,7 +413,7 @@ def run_distill(config: DistillConfig) -> Path:
     feature_projection = _feature_projection(config, teacher, student)
     train_enc = _transfer_set(config, stok, (teacher, ttok, tspec), train, label2id)
     live, projections = _live_teacher(config, teacher, ttok, stok, student)
-    dev_enc = _encode(config, stok, dev, label2id).sorted_by_length() if dev else None
+    dev_enc = encode_split(config, stok, dev, label2id).sorted_by_length() if dev else None
     ckpt, args, callbacks = trainer_setup(config, precision, dev is not None)
     extras = torch.nn.ModuleDict(
         {k: v for k, v in (("hidden", projections), ("feature", feature_projection)) if v is not None}
@@ -446,8 +426,8 @@ def run_distill(config: DistillConfig) -> Path:
     trainer = DistillTrainer(
         model=student, args=args, data_collator=TeacherCollator(base), train_dataset=train_enc.features,
         eval_dataset=dev_enc.features if dev_enc else None, processing_class=stok,
-        compute_metrics=_metric_fn(config, dev, dev_enc, id2label) if dev else None,
-        preprocess_logits_for_metrics=_argmax if config.task == "ner" else None, callbacks=callbacks,
+        compute_metrics=metric_fn(config, dev, dev_enc, id2label) if dev else None,
+        preprocess_logits_for_metrics=argmax_ids if config.task == "ner" else None, callbacks=callbacks,
         distill=config, teacher=live.to(args.device).eval() if live is not None else None, projections=projections,
         feature_projection=feature_projection,
     )  # fmt: skip
@@ -462,5 +442,5 @@ def run_distill(config: DistillConfig) -> Path:
     if not trainer.is_world_process_zero():
         return Path(config.out_dir)
     inputs = (("teacher", config.teacher), *((f"unlabelled_{i}", p) for i, p in enumerate(config.unlabelled)))
-    return _write_output(config, trainer, stok, (train, dev, test), result, train_seconds, ckpt, precision,
+    return write_task_output(config, trainer, stok, (train, dev, test), result, train_seconds, ckpt, precision,
                          stage="distill", inputs=inputs)  # fmt: skip

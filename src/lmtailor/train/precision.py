@@ -2,28 +2,18 @@
 
 `auto` picks bf16 on CUDA devices that support it (fp16 with loss scaling on older ones) and, on CPUs, bf16 only
 where the CPU computes it natively (Intel AMX or AVX512-BF16): elsewhere PyTorch emulates bf16 matmuls and they are
-slower than fp32 (measured on this project's AMD EPYC machine: see docs/benchmarks.md, "precision").
+slower than fp32 (measured on this project's AMD EPYC machine: see docs/benchmarks.md, "precision"). What the CPU
+computes natively is a hardware fact (`lmtailor.hardware`); it is re-exported here for older imports.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from lmtailor.errors import ConfigError
+from lmtailor.hardware import cpu_has_native_bf16
 
-CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether /proc/cpuinfo lists AMX-BF16 or AVX512-BF16 (False where it cannot be read, e.g. macOS)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return any(f in flags for f in CPU_BF16_FLAGS)
+__all__ = ["cpu_has_native_bf16", "resolve_precision"]
 
 
 def resolve_precision(requested: str) -> str:

@@ -26,12 +26,10 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
 
 import psutil
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from transformers import (
     AutoTokenizer,
     BertForMaskedLM,
@@ -42,77 +40,19 @@ from transformers import (
 )
 from transformers.modeling_outputs import MaskedLMOutput
 
-from lmtailor.config import StageConfig
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError, OutputExistsError
+from lmtailor.hardware import usable_cpus
 from lmtailor.models.dropout import set_dropout
 from lmtailor.models.loading import load_mlm
 from lmtailor.models.presets import PRESETS, build_mlm
 from lmtailor.models.subclone import subclone
 from lmtailor.outputs import stage_output, write_json
-from lmtailor.train.finetune import _JsonlLog  # the same metrics.jsonl log as fine-tuning
+from lmtailor.train.config import PretrainConfig
 from lmtailor.train.mlm_data import IGNORE, MaskingSpec, PackedMLMStream, UnitSplitter
 from lmtailor.train.precision import resolve_precision
+from lmtailor.train.task_training import JsonlLog  # the same metrics.jsonl log as fine-tuning
 
 log = logging.getLogger(__name__)
-
-
-class PretrainConfig(StageConfig):
-    """MLM pretraining of an lmtailor preset (from scratch), of an existing HF model (continued), or of a preset
-    initialised from a larger model (both: weight subcloning, `lmtailor.models.subclone`)."""
-
-    corpus: list[Path] = Field(description="Corpus stage output folders, or raw text files/folders.")
-    split: str = Field("train", description="Corpus split to train on (corpus folders only).")
-    preset: Literal["tiny", "mini", "small", "litebert"] | None = Field(
-        None,
-        description="Build a model of this preset: from scratch (needs --tokenizer), or with --model a subclone "
-        "of that model of this size (its layers, heads, FFN neurons and hidden dims most active on the corpus).",
-    )
-    model: str | None = Field(
-        None, description="Continue pretraining this HF model folder or hub id; with --preset, subclone it."
-    )
-    calibration_blocks: int = Field(64, ge=1, description="Subcloning: corpus blocks that rank the weights.")
-    tokenizer: Path | None = Field(
-        None, description="Tokenizer folder (default: the model's own). From scratch: the domain tokenizer."
-    )
-    terms: list[Path] = Field(
-        default_factory=list,
-        description="Glossaries whose terms are masked whole (default: the tokenizer's protected_terms.txt).",
-    )
-    masking: Literal["whole_term", "token"] = Field(
-        "whole_term", description="whole_term: terms, words and (Chinese) jieba words as units; token: single tokens."
-    )
-    mlm_probability: float = Field(0.15, gt=0, lt=1, description="Share of tokens to predict.")
-    seq_len: int = Field(128, ge=8, description="Tokens per packed block, [CLS] and [SEP] included.")
-    steps: int = Field(1000, ge=1, description="Optimiser steps (the stream repeats the corpus as needed).")
-    max_minutes: float | None = Field(None, gt=0, description="Stop (and save) after this much training time.")
-    batch_size: int = Field(32, ge=1, description="Blocks per device per micro-step.")
-    grad_accum: int = Field(1, ge=1, description="Gradient accumulation (global batch = batch x accum x devices).")
-    lr: float = Field(5e-4, gt=0, description="Peak learning rate.")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
-    warmup: float = Field(0.06, ge=0, lt=1, description="Share of the steps with linear warmup.")
-    scheduler: Literal["linear", "cosine", "constant_with_warmup"] = Field("linear", description="LR decay.")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 (or fp16) on CUDA, bf16 on CPUs with AMX/AVX512-BF16, else fp32."
-    )
-    gradient_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
-    dropout: float | None = Field(None, ge=0, lt=1, description="Override the model's dropout (0 for exact tests).")
-    attention_dropout: float | None = Field(
-        None, ge=0, lt=1, description="Override the attention-probability dropout alone (after `dropout`); 0 lets "
-        "a CPU use fused attention, 2x faster at 512 tokens."
-    )  # fmt: skip
-    shuffle_buffer: int = Field(1000, ge=1, description="Blocks held for shuffling the stream.")
-    data_workers: int | None = Field(
-        None, ge=0, le=64,
-        description="Processes that tokenise and mask the stream beside training (None: 0 on CPU, where they would "
-        "take cores from training; on CUDA, CPUs per GPU process minus one, at most 8).",
-    )  # fmt: skip
-    save_every: int = Field(500, ge=1, description="Write a resumable checkpoint every N steps.")
-    logging_steps: int = Field(20, ge=1, description="Log loss, lr, tokens/s and memory every N steps.")
-    eval_split: str | None = Field("dev", description="Corpus split for the final held-out MLM loss (None: skip).")
-    eval_blocks: int = Field(200, ge=1, description="Blocks of the eval split to score.")
-    profile: int = Field(0, ge=0, description="Profile N steps with torch.profiler; table in profile.txt.")
-    resume: bool = Field(False, description="Continue from the newest checkpoint of an interrupted run.")
-    keep_checkpoints: bool = Field(False, description="Keep the checkpoint folder after success.")
 
 
 # --- the model: BERT whose MLM head decodes only the masked positions ------------------------------------------
@@ -237,8 +177,7 @@ def data_workers(config: PretrainConfig) -> int:
     if not torch.cuda.is_available():
         return 0
     local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cpus // max(1, local) - 1))
+    return max(0, min(8, usable_cpus() // max(1, local) - 1))
 
 
 def _checkpoints(config: PretrainConfig) -> Path:
@@ -428,7 +367,7 @@ def run_pretrain(config: PretrainConfig) -> Path:
     args = _training_args(config, ckpt, precision)
     if args.dataloader_num_workers:  # the workers tokenise one chunk each at a time; no Rust threads needed
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    callbacks: list = [_JsonlLog(ckpt / "metrics.jsonl")]
+    callbacks: list = [JsonlLog(ckpt / "metrics.jsonl")]
     if config.max_minutes:
         callbacks.append(_Budget(config.max_minutes))
     if config.profile:

@@ -15,30 +15,19 @@ from itertools import islice
 from pathlib import Path
 
 import torch
-from pydantic import Field
 from tokenizers import AddedToken
 from transformers import AutoTokenizer, PreTrainedModel
 
-from lmtailor.config import StageConfig
 from lmtailor.errors import EmptyInputError, InputFormatError, InputNotFoundError
 from lmtailor.models.folder import check_model_folder
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.scripts import HAN_RE
 from lmtailor.tokenizer.hf import is_uncased
+from lmtailor.vocab.config import ExtendConfig
 from lmtailor.vocab.model_edit import extra_files, load_model
 from lmtailor.vocab.verify import heldout_texts
 
 log = logging.getLogger(__name__)
-
-
-class ExtendConfig(StageConfig):
-    """Add glossary terms to a model's vocabulary as single tokens with mean-of-pieces embeddings."""
-
-    model: str = Field(description="HF model folder to extend.")
-    terms: list[Path] = Field(description="Glossaries of terms to add (terms.tsv, one term a line, term<TAB>freq).")
-    max_terms: int | None = Field(None, ge=1, description="Add at most this many terms (in glossary order).")
-    verify_inputs: list[Path] = Field(default_factory=list, description="Held-out text for the unchanged-output check.")
-    verify_texts: int = Field(100, ge=0, description="Records used for the unchanged-output check.")
 
 
 @torch.no_grad()

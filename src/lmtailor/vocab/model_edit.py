@@ -16,10 +16,9 @@ import transformers
 from transformers import AutoConfig, PreTrainedModel
 
 from lmtailor.errors import InputFormatError
-from lmtailor.models.folder import check_model_folder
+from lmtailor.models.folder import WEIGHT_SUFFIXES, check_model_folder
 
 log = logging.getLogger(__name__)
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ckpt")
 
 
 def load_model(path: str | Path) -> PreTrainedModel:

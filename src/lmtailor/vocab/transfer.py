@@ -17,17 +17,16 @@ import shutil
 from pathlib import Path
 
 import torch
-from pydantic import Field
 from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
-from lmtailor.config import StageConfig
 from lmtailor.errors import InputFormatError, InputNotFoundError
 from lmtailor.models.folder import check_model_folder
 from lmtailor.models.loading import load_mlm
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tokenizer.hf import is_uncased
 from lmtailor.tokenizer.pipeline import SPACE, from_byte_level
+from lmtailor.vocab.config import TransferConfig
 from lmtailor.vocab.mlm import mlm_loss
 from lmtailor.vocab.model_edit import average_rows, extra_files, load_model
 from lmtailor.vocab.tokenizer_edit import TOKENIZER_FILES
@@ -35,16 +34,6 @@ from lmtailor.vocab.verify import heldout_texts
 
 log = logging.getLogger(__name__)
 ROLES = ("pad", "unk", "cls", "sep", "mask", "bos", "eos")
-
-
-class TransferConfig(StageConfig):
-    """Initialise a pretrained model on a new (domain) tokenizer from the old embeddings of each token's pieces."""
-
-    model: str = Field(description="HF model folder whose weights are transferred.")
-    tokenizer: Path = Field(description="The new tokenizer folder (e.g. from `lmtailor tokenizer train`).")
-    verify_inputs: list[Path] = Field(default_factory=list, description="Held-out text for the MLM-loss report.")
-    verify_split: str = Field("test", description="Split of a corpus folder used for the MLM-loss report.")
-    verify_texts: int = Field(200, ge=0, description="Held-out records for the MLM-loss report.")
 
 
 def decompose(token: str, old_tok, old_vocab: dict[str, int], uncased: bool) -> list[int]:

@@ -27,13 +27,13 @@ def test_ner_label_list_and_checkpoint_dir(tmp_path: Path):
 
 
 def test_label_smoothing_goes_to_the_trainer_unless_the_weighted_loss_applies_it(tmp_path: Path):
-    from lmtailor.train.finetune import _training_args
+    from lmtailor.train.task_training import training_args
 
     cfg = FinetuneConfig.build(task="cls", model="m", train=tmp_path / "t.jsonl", out_dir=tmp_path / "o",
                                label_smoothing=0.1)  # fmt: skip
-    assert _training_args(cfg, tmp_path / "ck", "fp32", False, "eval_accuracy").label_smoothing_factor == 0.1
+    assert training_args(cfg, tmp_path / "ck", "fp32", False, "eval_accuracy").label_smoothing_factor == 0.1
     cfg.class_weights = True
-    assert _training_args(cfg, tmp_path / "ck", "fp32", False, "eval_accuracy").label_smoothing_factor == 0.0
+    assert training_args(cfg, tmp_path / "ck", "fp32", False, "eval_accuracy").label_smoothing_factor == 0.0
     with pytest.raises(Exception, match="label_smoothing"):
         FinetuneConfig.build(task="cls", model="m", train=tmp_path / "t.jsonl", out_dir=tmp_path / "o",
                              label_smoothing=1.0)  # fmt: skip

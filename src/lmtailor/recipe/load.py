@@ -30,9 +30,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from lmtailor.build.registry import STAGES, stage_class
 from lmtailor.config import StageConfig
 from lmtailor.errors import ConfigError, InputNotFoundError
+from lmtailor.stages import STAGES
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _REF = re.compile(r"^@([A-Za-z0-9_.-]+)(/.*)?$")
@@ -215,7 +215,7 @@ def load_recipe(path: Path, overrides: dict[str, str] | None = None) -> Recipe:
             continue
         resolved = {k: _resolve(v, outputs) for k, v in fields.items()}
         try:
-            config = stage_class(kind)(**resolved, out_dir=outputs[name], overwrite=True)
+            config = STAGES[kind].config(**resolved, out_dir=outputs[name], overwrite=True)
         except ValidationError as exc:
             for err in exc.errors():
                 key = str(err["loc"][0]) if err["loc"] else "(config)"

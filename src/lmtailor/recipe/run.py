@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmtailor.build.recipe import PlannedStage, Recipe
-from lmtailor.build.registry import run_stage
 from lmtailor.errors import ConfigError, LmtailorError
 from lmtailor.locks import hold
 from lmtailor.outputs import MANIFEST, content_hash, read_manifest, stage_family, write_json
+from lmtailor.recipe.load import PlannedStage, Recipe
+from lmtailor.stages import run_stage
 
 log = logging.getLogger(__name__)
 STATE = "build.json"

@@ -1,13 +1,16 @@
-"""Running an exported task model with ONNX Runtime: sessions, execution providers, and an HF-model look-alike.
+"""Running a task model exported to ONNX with ONNX Runtime: sessions, execution providers, and an HF-model look-alike.
 
 `OnnxTaskModel` behaves enough like a `transformers` classification/NER model (`.config`, `.device`, `eval()`,
 `model(**batch).logits`) for `lmtailor.tasks.inference.forward`, so `evaluate`, `predict` and the quantisation
-report run exported and quantised folders through the same code as PyTorch ones; `load_task_model` returns one
-for a folder that holds `model.onnx` and no PyTorch weights.
+report run exported and quantised folders through the same code as PyTorch ones; `load_task_model`
+(`lmtailor.models.task_folder`) returns one for a folder that holds `model.onnx` and no PyTorch weights. It lives
+with the models, below the stages, because `export` writes such folders and `quantize`, `evaluate` and `bench` read
+them.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +21,10 @@ import torch
 from transformers import AutoConfig
 
 from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError
+from lmtailor.models.folder import ONNX_FILE
 
 log = logging.getLogger(__name__)
 
-ONNX_FILE = "model.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "logits"
 # The lmtailor provider flag -> ONNX Runtime providers, best first. The GPU providers leave the nodes they cannot
@@ -31,6 +34,14 @@ PROVIDERS = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
+
+
+def model_inputs(model, tokenizer) -> list[str]:
+    """The inputs the graph takes: those of input_ids/attention_mask/token_type_ids that the model's forward
+    accepts and the tokenizer produces (RoBERTa's forward accepts token_type_ids, its tokenizer never sends them)."""
+    params = inspect.signature(model.forward).parameters
+    produced = set(tokenizer.model_input_names) | {"input_ids", "attention_mask"}
+    return [name for name in INPUT_NAMES if name in params and name in produced]
 
 
 def check_provider(provider: str) -> list[str]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import Field
 
-from lmtailor.build.recipe import PlannedStage
-from lmtailor.build.runner import stage_key
+from lmtailor.recipe.load import PlannedStage
+from lmtailor.recipe.run import stage_key
 from lmtailor.train.finetune import FinetuneConfig
 
 

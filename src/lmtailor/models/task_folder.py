@@ -1,0 +1,98 @@
+"""A task model folder: how its model reads text (`task.json`), and loading it in whichever form it was saved.
+
+`finetune` and `distill` write PyTorch folders, `export` and `quantize --method int8|int4` ONNX ones, `quantize
+--method torch-int8` a PyTorch folder whose task.json asks for dynamic int8 at load time. `load_task_model` turns any
+of them into (model, tokenizer, spec), so evaluation, prediction, pruning, distillation and the quantisation report
+run every form through the same code. How a model reads text (task, max length, long-text policy, unit type) travels
+with the model folder in `task.json`; a plain HF folder without it is read with the defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+
+from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError
+from lmtailor.models.folder import ONNX_FILE, check_model_folder, weight_files
+
+TASK_FILE = "task.json"
+
+
+@dataclass
+class TaskSpec:
+    """How a task model reads text; saved next to the weights as task.json."""
+
+    task: str  # "cls" | "ner"
+    max_length: int = 256
+    long_text: str = "head"
+    stride: int = 64
+    units: str = "words"  # NER: "words" or "chars", how raw text is cut into units at prediction time
+    # Set by `lmtailor quantize --method torch-int8`: the folder keeps fp32 weights and loading applies PyTorch's
+    # dynamic int8 quantisation to its Linear layers (deterministic, so every load gives the same model).
+    torch_int8: bool = False
+
+    def save(self, folder: Path) -> None:
+        (Path(folder) / TASK_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+
+def load_task_model(folder: str | Path, provider: str = "cpu", threads: int | None = None):
+    """(model, tokenizer, spec) of a fine-tuned classification or NER model folder.
+
+    A folder with `model.onnx` and no PyTorch weights (from `lmtailor export` or `quantize`) gives an
+    `OnnxTaskModel` run by ONNX Runtime on `provider` with `threads` intra-op threads; these two apply to it only.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputNotFoundError(
+            f"model folder {folder} does not exist; pass the output folder of `lmtailor finetune`."
+        )
+    check_model_folder(folder)
+    spec_path = folder / TASK_FILE
+    if spec_path.is_file():
+        spec = TaskSpec(**json.loads(spec_path.read_text(encoding="utf-8")))
+    else:
+        arch = (AutoConfig.from_pretrained(str(folder)).architectures or [""])[0]
+        if not arch.endswith(("ForSequenceClassification", "ForTokenClassification")):
+            raise InputFormatError(
+                f"{folder} holds a {arch or 'model without an architecture'}, not a classification or token "
+                "classification model; fine-tune it first with `lmtailor finetune cls|ner`."
+            )
+        spec = TaskSpec(task="ner" if arch.endswith("ForTokenClassification") else "cls")
+    auto = AutoModelForTokenClassification if spec.task == "ner" else AutoModelForSequenceClassification
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if not tokenizer.is_fast:
+        raise InputFormatError(f"{folder} has no fast tokenizer (tokenizer.json); lmtailor needs character offsets.")
+    if is_onnx_folder(folder):
+        # Imported here so that loading a PyTorch folder never loads ONNX Runtime.
+        from lmtailor.models.onnx_runtime import OnnxTaskModel
+
+        return OnnxTaskModel(folder, provider, threads), tokenizer, spec
+    model = auto.from_pretrained(str(folder)).eval()
+    if spec.torch_int8:
+        model = torch_int8(model)
+    return model, tokenizer, spec
+
+
+def is_onnx_folder(folder: Path) -> bool:
+    """An ONNX export: `model.onnx` and no PyTorch weights beside it."""
+    return (folder / ONNX_FILE).is_file() and not weight_files(folder)
+
+
+def torch_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` with PyTorch dynamic int8 Linear layers (per-tensor weights, activations per batch)."""
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError:  # torch.ao.quantization is deprecated; a torch without it cannot load torch-int8 folders
+        raise ConfigError(
+            "this torch has no torch.ao.quantization, which torch-int8 models need; install torch<2.15 or "
+            "re-quantise with --method int8 (ONNX)."
+        ) from None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

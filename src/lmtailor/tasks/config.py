@@ -1,0 +1,29 @@
+"""Configuration of `lmtailor evaluate`, apart from the code that runs it so that reading it imports no torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from lmtailor.config import StageConfig, positional
+
+
+class EvaluateConfig(StageConfig):
+    """Evaluate a fine-tuned model on a labelled file."""
+
+    model: Path = Field(
+        description="Model folder from `lmtailor finetune` (or any HF classification/NER folder).",
+        json_schema_extra=positional(1),
+    )
+    data: Path = Field(
+        description="Labelled file in the same format as the training data.", json_schema_extra=positional(2)
+    )
+    split_name: str = Field("test", description="Name used in the output files (eval_<name>.json, ...).")
+    text_field: str = Field("text", description="cls: name of the text field/column.")
+    label_field: str = Field("label", description="cls: name of the label field/column.")
+    ner_format: Literal["auto", "columns", "spans"] = Field("auto", description="ner: file format.")
+    nested: Literal["outer", "inner", "first"] = Field("outer", description="ner: which nested entities to keep.")
+    batch_size: int = Field(64, ge=1, description="Examples per forward pass.")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="Inference precision (bf16 autocast).")
