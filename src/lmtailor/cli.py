@@ -55,8 +55,12 @@ def main(
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False)],
     )
-    # transformers draws a bar for every sub-second load and save ("Loading weights", "Writing model shards"); the
-    # stages report their own progress, and the Trainer's bar is not one of these.
+
+
+def _quiet_transformers() -> None:
+    """transformers draws a bar for every sub-second load and save ("Loading weights", "Writing model shards"); the
+    stages report their own progress, and the Trainer's bar is not one of these. Called by the commands that load
+    models, not by the callback, so that `--help` does not import transformers (half a second)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -66,6 +70,7 @@ def _run(stage: Stage, config_path: Path | None, values: dict[str, Any]) -> None
     """Build the stage config (defaults < --config < flags), run it with its output claimed, print its summary; user
     errors become one message and exit status 2."""
     sections = [f"{stage.section}_{values['task']}", stage.section] if "task" in values else stage.section
+    _quiet_transformers()
     try:
         config = load_config(stage.config, config_path, section=sections if config_path else None, **values)
         out = run_stage(stage.name, config)
@@ -181,6 +186,7 @@ def build_cmd(
     progress: ProgressOpt = True,
 ) -> None:
     """Run a recipe: every stage in order, skipping those whose config and inputs have not changed."""
+    _quiet_transformers()
     from lmtailor.recipe import load_recipe, run_build
 
     overrides = {}
@@ -286,6 +292,7 @@ def predict_cmd(
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
 ) -> None:
     """Label text with a fine-tuned model: JSON lines with labels and scores, or entities with character offsets."""
+    _quiet_transformers()
     from lmtailor.tasks.evaluate import predict, read_inputs
 
     try:
@@ -303,6 +310,7 @@ def demo_cmd(
     progress: ProgressOpt = True,
 ) -> None:
     """The whole journey on built-in licence texts: tokenizer, trim, fine-tune, compress, export, bench, report."""
+    _quiet_transformers()
     from lmtailor.demo import run_demo
 
     t0 = time.perf_counter()
