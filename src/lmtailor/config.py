@@ -7,7 +7,7 @@ flags. Validation errors are turned into a `ConfigError` that names the field, t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,6 +32,14 @@ class StageConfig(BaseModel):
     """Fields shared by every stage: where the output goes, whether to overwrite, the seed, progress bars."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # The stage's one name (`vocab.trim`), set by each stage's config: the CLI command, the recipe's `stage:`, the
+    # --config section and the manifest all derive from it (`lmtailor.stages`).
+    stage: ClassVar[str] = ""
+
+    def manifest_name(self) -> str:
+        """How `lmtailor.json` names the stage: `vocab-trim`, and `finetune-cls` for a stage with a task."""
+        task = getattr(self, "task", None)
+        return self.stage.replace(".", "-") + (f"-{task}" if isinstance(task, str) else "")
 
     out_dir: Path = Field(
         description="Output folder this stage writes (created atomically; see --overwrite).",

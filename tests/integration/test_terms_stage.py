@@ -57,7 +57,7 @@ def test_mine_writes_a_sorted_tsv_for_both_languages(docs: Path, tmp_path: Path)
     assert found["不可抗力"][2:] == ["30", "zh"]
     manifest = json.loads((out / "lmtailor.json").read_text(encoding="utf-8"))
     metrics = manifest["metrics"]
-    assert manifest["stage"] == "terms" and metrics["mode"] == "mine"
+    assert manifest["stage"] == "terms-mine" and metrics["mode"] == "mine"
     assert metrics["texts_by_language"] == {"en": 30, "zh": 30}
     assert metrics["terms_kept"] == len(body)
     assert metrics["languages"]["zh"]["kept"] + metrics["languages"]["en"]["kept"] == len(body)

@@ -46,7 +46,7 @@ def test_train_writes_a_folder_autotokenizer_loads(corpus, glossary, tmp_path):
         p.name for p in out.iterdir()
     }
     manifest = json.loads((out / "lmtailor.json").read_text())
-    assert manifest["stage"] == "tokenizer" and manifest["metrics"]["protected_terms"] == 5
+    assert manifest["stage"] == "tokenizer-train" and manifest["metrics"]["protected_terms"] == 5
     tok = AutoTokenizer.from_pretrained(str(out))
     for special in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]:
         assert tok.convert_tokens_to_ids(special) is not None

@@ -4,7 +4,7 @@ description and default, in a recipe section (--config) and in the build's cache
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pytest
 import typer
@@ -19,6 +19,8 @@ from lmtailor.stages import STAGES, Stage
 class ToyConfig(StageConfig):
     """A stage of the test."""
 
+    stage: ClassVar[str] = "toy.run"
+
     inputs: list[Path] = Field(description="Files to read.", json_schema_extra=positional())
     lr: float = Field(5e-5, description="Peak learning rate.")
     mode: Literal["fast", "slow"] = Field("fast", description="How to go.")
@@ -30,7 +32,7 @@ class ToyConfig(StageConfig):
 
 def _app(config: type[StageConfig], seen: list) -> typer.Typer:
     app = typer.Typer()
-    toy = Stage("toy.run", config, lambda c: Path(c.out_dir), "Run the toy.")
+    toy = Stage(config, lambda c: Path(c.out_dir), "Run the toy.")
 
     def run(stage: Stage, config_path: Path | None, values: dict) -> None:
         seen.append(load_config(stage.config, config_path, section=stage.section if config_path else None, **values))

@@ -4,7 +4,7 @@ that reading it imports no torch or ONNX."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -13,6 +13,8 @@ from lmtailor.config import StageConfig, cli_flags, positional
 
 class PruneConfig(StageConfig):
     """Drop layers and FFN neurons of a fine-tuned BERT-family model; the result is a dense, smaller model."""
+
+    stage: ClassVar[str] = "prune"
 
     model: Path = Field(
         description="Fine-tuned task model folder (output of `lmtailor finetune` or `distill`).",
@@ -42,6 +44,8 @@ class PruneConfig(StageConfig):
 
 class SparsifyConfig(StageConfig):
     """Zero the smallest-magnitude weights of a task model's encoder (unstructured magnitude pruning)."""
+
+    stage: ClassVar[str] = "sparsify"
 
     model: Path = Field(
         description="Task model folder (output of `lmtailor finetune`, or any HF cls/NER folder).",
@@ -82,6 +86,8 @@ class SparsifyConfig(StageConfig):
 
 class QuantizeConfig(StageConfig):
     """Quantise a task model: ONNX int8/int4 from an `lmtailor export` folder, or PyTorch int8 from an HF folder."""
+
+    stage: ClassVar[str] = "quantize"
 
     model: Path = Field(
         description="An `lmtailor export` folder (int8, int4) or a fine-tuned HF folder (torch-int8).",

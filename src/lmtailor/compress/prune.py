@@ -171,7 +171,7 @@ def run_prune(config: PruneConfig) -> Path:
 
 
 def _write(config: PruneConfig, model, tokenizer, report: dict) -> Path:
-    with stage_output("prune", config) as out:
+    with stage_output(config) as out:
         out.add_input("model", Path(config.model))
         if config.data is not None:
             out.add_input("data", Path(config.data))

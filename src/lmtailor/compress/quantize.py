@@ -273,7 +273,7 @@ def run_quantize(config: QuantizeConfig) -> Path:
     check_onnx_input(src)
     fp32, tokenizer, spec = load_task_model(src, threads=config.threads)
     data = _read_eval(config, fp32.config, spec.task) if config.eval is not None else None
-    with stage_output("quantize", config) as out:
+    with stage_output(config) as out:
         out.add_input("model", src)
         dst = out.dir / ONNX_FILE
         if config.method == "int8":
@@ -312,7 +312,7 @@ def _run_torch(config: QuantizeConfig) -> Path:
         raise InputFormatError(f"{src} is already torch-int8; quantise the fp32 folder it came from.")
     data = _read_eval(config, model.config, spec.task) if config.eval is not None else None
     quantized = torch_int8(model)
-    with stage_output("quantize", config) as out:
+    with stage_output(config) as out:
         out.add_input("model", src)
         for path in weight_files(src):
             shutil.copy2(path, out.dir / path.name)

@@ -170,7 +170,7 @@ def run_sparsify(config: SparsifyConfig) -> Path:
         )
     data = _read_eval(config, model, spec.task) if config.eval is not None else None
     input_mb = round(weight_bytes(config.model) / 1e6, 3)
-    with stage_output("sparsify", config) as out, torch.no_grad():
+    with stage_output(config) as out, torch.no_grad():
         out.add_input("model", config.model)
         if config.eval is not None:
             out.add_input("eval", config.eval)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import math
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -17,6 +17,8 @@ SPLITS: tuple[str, str, str] = ("train", "dev", "test")
 
 class CorpusConfig(StageConfig):
     """Configuration of Stage 1, `lmtailor corpus`: raw documents in, clean de-duplicated split corpus out."""
+
+    stage: ClassVar[str] = "corpus"
 
     inputs: list[Path] = Field(
         default_factory=list,

@@ -126,7 +126,7 @@ def run(config: CorpusConfig) -> Path:
     ner_inputs = check_inputs(config.ner_inputs)
     files = discover(inputs) + discover(ner_inputs, kind="ner")
     stats = CorpusStats(SPLITS, files_seen=len(files))
-    with stage_output("corpus", config) as out:
+    with stage_output(config) as out:
         for i, path in enumerate(inputs):
             out.add_input(f"inputs[{i}]", path)
         for i, path in enumerate(ner_inputs):

@@ -244,7 +244,7 @@ def run_bench(config: BenchConfig) -> Path:
     bench = {"machine": machine_facts(), "seq_len": config.seq_len, **settings,
              "threads_source": "config" if config.threads else "default: usable physical cores"}  # fmt: skip
     rows = max(*config.batch_sizes, config.throughput_batch)
-    with stage_output("bench", config) as out, tempfile.TemporaryDirectory(prefix="lmtailor-bench-") as tmp:
+    with stage_output(config) as out, tempfile.TemporaryDirectory(prefix="lmtailor-bench-") as tmp:
         work, inputs = Path(tmp), {}
         results = []
         with progress_over(len(entries), "benchmarking", config.show_progress) as advance:

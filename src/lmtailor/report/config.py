@@ -13,6 +13,8 @@ from lmtailor.config import StageConfig, positional
 class ReportConfig(StageConfig):
     """Build a readable report from a build's work folder or from lmtailor output folders."""
 
+    stage: ClassVar[str] = "report"
+
     # `lmtailor report work/ --out work/report`: the report lives in the work folder it reads (and skips itself).
     inputs_may_hold_output: ClassVar[tuple[str, ...]] = ("inputs",)
 

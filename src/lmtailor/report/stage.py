@@ -243,7 +243,7 @@ def run_report(config: ReportConfig) -> Path:
     teacher = collect.pick_teacher(rows, config.teacher)
     student = _pick_student(rows, teacher, config.student)
     evals = collect.tokenizer_evals(folders)
-    with stage_output("report", config) as out:
+    with stage_output(config) as out:
         for i, f in enumerate(folders):
             out.add_input(f"folder[{i}]", f.path, hash_content=False)
         plot_dir = out.dir / "plots"

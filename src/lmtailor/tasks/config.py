@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,8 @@ from lmtailor.config import StageConfig, positional
 
 class EvaluateConfig(StageConfig):
     """Evaluate a fine-tuned model on a labelled file."""
+
+    stage: ClassVar[str] = "evaluate"
 
     model: Path = Field(
         description="Model folder from `lmtailor finetune` (or any HF classification/NER folder).",

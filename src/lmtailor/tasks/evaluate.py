@@ -77,7 +77,7 @@ def run_evaluate(config: EvaluateConfig) -> Path:
             f"{config.data} has labels the model {config.model} was not trained on: {', '.join(unknown[:5])}; "
             "evaluate on data with the model's labels, or fine-tune with them."
         )
-    with stage_output("evaluate", config) as out:
+    with stage_output(config) as out:
         out.add_input("model", config.model)
         out.add_input("data", config.data)
         report = evaluate_split(model, tokenizer, spec, data, out.dir, config.split_name, config.batch_size,

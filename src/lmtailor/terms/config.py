@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -14,6 +14,8 @@ Language = Literal["en", "zh"]
 
 class MineConfig(StageConfig):
     """Rank candidate domain terms in a corpus against general-language frequencies (wordfreq)."""
+
+    stage: ClassVar[str] = "terms.mine"
 
     inputs: list[Path] = Field(
         min_length=1,
@@ -75,6 +77,8 @@ class MineConfig(StageConfig):
 
 class MergeConfig(StageConfig):
     """Combine mined term lists and user glossaries into one clean, de-duplicated, prioritised terms.tsv."""
+
+    stage: ClassVar[str] = "terms.merge"
 
     inputs: list[Path] = Field(
         min_length=1,

@@ -69,7 +69,7 @@ def run_mine(config: MineConfig) -> Path:
     """Mine domain terms from `config.inputs`; writes `terms.tsv` (term, score, freq, lang) and returns the folder."""
     _check_exists(config.inputs, "input")
     t0 = time.perf_counter()
-    with stage_output("terms", config) as out:
+    with stage_output(config) as out:
         for i, path in enumerate(config.inputs):
             out.add_input(f"inputs[{i}]", path)
         miners = _make_miners(config)
@@ -124,7 +124,7 @@ def run_merge(config: MergeConfig) -> Path:
             f"no usable terms in {', '.join(map(str, config.inputs))} ({report.as_metrics()}); check the files' "
             "format (one term a line, term<TAB>freq, or a terms.tsv) and, with a corpus, min_corpus_freq."
         )
-    with stage_output("terms", config) as out:
+    with stage_output(config) as out:
         for i, path in enumerate(config.inputs):
             out.add_input(f"inputs[{i}]", path)
         for i, path in enumerate(config.corpus or []):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -12,6 +12,8 @@ from lmtailor.config import StageConfig, cli_flags, positional
 
 class TokenizerTrainConfig(StageConfig):
     """Train a domain tokenizer (HF tokenizers) to a target vocabulary size, with protected terms kept whole."""
+
+    stage: ClassVar[str] = "tokenizer.train"
 
     inputs: list[Path] = Field(
         description="Corpus folder(s) from `lmtailor corpus` or raw text files/folders.", json_schema_extra=positional()
@@ -75,6 +77,8 @@ class TokenizerTrainConfig(StageConfig):
 
 class TokenizerEvalConfig(StageConfig):
     """Compare a tokenizer with a reference tokenizer on held-out text."""
+
+    stage: ClassVar[str] = "tokenizer.eval"
 
     tokenizer: Path = Field(
         description="Tokenizer folder to evaluate (from `lmtailor tokenizer train` or any HF).",

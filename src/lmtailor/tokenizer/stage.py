@@ -42,7 +42,7 @@ def run_train(config: TokenizerTrainConfig) -> Path:
     _check_paths(config.inputs, "training input")
     _check_paths(config.terms, "glossary")
     terms = _load_terms(config.terms, config.max_terms)
-    with stage_output("tokenizer", config) as out:
+    with stage_output(config) as out:
         for i, p in enumerate(config.inputs):
             out.add_input(f"inputs[{i}]", p)
         for i, p in enumerate(config.terms):
@@ -76,7 +76,7 @@ def run_eval(config: TokenizerEvalConfig) -> Path:
     terms = _load_terms(config.terms, config.max_terms)
     lowercase = True  # glossary occurrences are found case-insensitively, as a reader would count them
     matcher = TermMatcher(terms, lowercase=lowercase) if terms else None
-    with stage_output("tokenizer-eval", config) as out:
+    with stage_output(config) as out:
         out.add_input("tokenizer", Path(config.tokenizer))
         for i, p in enumerate(config.inputs):
             out.add_input(f"inputs[{i}]", p)

@@ -4,7 +4,7 @@ that reading it imports no torch or transformers."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -14,6 +14,8 @@ from lmtailor.config import StageConfig, cli_flags, positional
 class PretrainConfig(StageConfig):
     """MLM pretraining of an lmtailor preset (from scratch), of an existing HF model (continued), or of a preset
     initialised from a larger model (both: weight subcloning, `lmtailor.models.subclone`)."""
+
+    stage: ClassVar[str] = "pretrain"
 
     corpus: list[Path] = Field(
         description="Corpus stage output folders, or raw text files/folders.", json_schema_extra=positional()
@@ -77,6 +79,8 @@ class PretrainConfig(StageConfig):
 class FinetuneConfig(StageConfig):
     """Fine-tune an HF encoder on a labelled classification or NER task."""
 
+    stage: ClassVar[str] = "finetune"
+
     task: Literal["cls", "ner"] = Field(
         description="cls: one label per text; ner: entity tags per word/character.", json_schema_extra=positional(1)
     )
@@ -135,6 +139,8 @@ class FinetuneConfig(StageConfig):
 
 class DistillConfig(FinetuneConfig):
     """Train `model` (the student) to match `teacher` on a task: fine-tuning's fields plus the distillation ones."""
+
+    stage: ClassVar[str] = "distill"
 
     model: str = Field(
         description="Student model folder (pruned, trimmed, pretrained: any HF model) or hub id.",

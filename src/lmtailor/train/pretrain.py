@@ -448,7 +448,7 @@ def _write_output(config, model, tokenizer, trainer, result, seconds, ckpt, prec
     held_out = _eval(config, model, tokenizer, tok_dir)
     if held_out:
         metrics[f"eval_{config.eval_split}"] = held_out
-    with stage_output("pretrain", config) as out:
+    with stage_output(config) as out:
         for i, path in enumerate(config.corpus):
             out.add_input(f"corpus[{i}]", Path(path))
         if tok_dir and tok_dir.is_dir():

@@ -181,7 +181,7 @@ def write_task_output(
     model = trainer.model.eval()
     spec = TaskSpec(task=config.task, max_length=config.max_length, long_text=config.long_text, stride=config.stride,
                     units=_units_of(train) if config.task == "ner" else "words")  # fmt: skip
-    with stage_output(f"{stage}-{config.task}", config) as out:
+    with stage_output(config) as out:
         for name, path in (
             *inputs,
             ("model", config.model),

@@ -4,6 +4,7 @@ that reading it imports no torch or tokenizers."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 
@@ -12,6 +13,8 @@ from lmtailor.config import StageConfig, cli_flags, positional
 
 class TrimConfig(StageConfig):
     """Trim a pretrained model's vocabulary to the tokens a domain corpus uses."""
+
+    stage: ClassVar[str] = "vocab.trim"
 
     model: str = Field(
         description="HF model folder (any architecture with input embeddings) to trim.", json_schema_extra=positional(1)
@@ -45,6 +48,8 @@ class TrimConfig(StageConfig):
 class ExtendConfig(StageConfig):
     """Add glossary terms to a model's vocabulary as single tokens with mean-of-pieces embeddings."""
 
+    stage: ClassVar[str] = "vocab.extend"
+
     model: str = Field(description="HF model folder to extend.", json_schema_extra=positional(1))
     terms: list[Path] = Field(
         description="Glossaries of terms to add (terms.tsv, one term a line, term<TAB>freq).",
@@ -61,6 +66,8 @@ class ExtendConfig(StageConfig):
 
 class TransferConfig(StageConfig):
     """Initialise a pretrained model on a new (domain) tokenizer from the old embeddings of each token's pieces."""
+
+    stage: ClassVar[str] = "vocab.transfer"
 
     model: str = Field(description="HF model folder whose weights are transferred.", json_schema_extra=positional(1))
     tokenizer: Path = Field(

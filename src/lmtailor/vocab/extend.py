@@ -85,7 +85,7 @@ def run_extend(config: ExtendConfig) -> Path:
     after = _hidden(model, tok, texts)
     unchanged = all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
     single = sum(len(tok(t, add_special_tokens=False).input_ids) == 1 for t, _ in plan)
-    with stage_output("vocab-extend", config) as out:
+    with stage_output(config) as out:
         out.add_input("model", src)
         model.save_pretrained(str(out.dir))
         tok.save_pretrained(str(out.dir))

@@ -112,7 +112,7 @@ def run_transfer(config: TransferConfig) -> Path:
     model = load_model(src)
     special = {old: new_id for new_id, old in roles.items()}
     transferred = average_rows(model, rows, special)
-    with stage_output("vocab-transfer", config) as out:
+    with stage_output(config) as out:
         out.add_input("model", src)
         out.add_input("tokenizer", new_folder)
         transferred.save_pretrained(str(out.dir))

@@ -83,7 +83,7 @@ def run_trim(config: TrimConfig) -> Path:
     count_seconds = time.perf_counter() - t0
     model = load_model(src)
     trimmed = slice_model(model, kept)
-    with stage_output("vocab-trim", config) as out:
+    with stage_output(config) as out:
         out.add_input("model", src)
         for i, p in enumerate(config.inputs):
             out.add_input(f"inputs[{i}]", Path(p))

@@ -183,7 +183,7 @@ def test_conversion_equals_a_bert_built_from_the_known_weights(tiny, tmp_path: P
 
     manifest = json.loads((out / "lmtailor.json").read_text(encoding="utf-8"))
     m = manifest["metrics"]
-    assert manifest["stage"] == "model.import" and m["vocab_size"] == ROWS and m["tokenizer_size"] == len(PIECES)
+    assert manifest["stage"] == "model-import" and m["vocab_size"] == ROWS and m["tokenizer_size"] == len(PIECES)
     assert m["parameters"] == sum(p.numel() for p in model.parameters()) and m["parity"] is None
     assert "4-bit" in m["weights"] and m["source_packages"] == {}
     assert "license: mit" in (out / "README.md").read_text(encoding="utf-8")
