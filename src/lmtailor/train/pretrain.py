@@ -40,13 +40,13 @@ from transformers import (
 )
 from transformers.modeling_outputs import MaskedLMOutput
 
-from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError, OutputExistsError
+from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError
 from lmtailor.hardware import usable_cpus
 from lmtailor.models.dropout import set_dropout
 from lmtailor.models.loading import load_mlm
 from lmtailor.models.presets import PRESETS, build_mlm
 from lmtailor.models.subclone import subclone
-from lmtailor.outputs import stage_output, write_json
+from lmtailor.outputs import check_out_dir, stage_output, write_json
 from lmtailor.train.config import PretrainConfig
 from lmtailor.train.mlm_data import IGNORE, MaskingSpec, PackedMLMStream, UnitSplitter
 from lmtailor.train.precision import resolve_precision
@@ -149,8 +149,7 @@ def preflight(config: PretrainConfig) -> str:
         raise ConfigError(
             f"seq_len {config.seq_len} exceeds the preset's {PRESETS[config.preset].max_positions} positions."
         )
-    if Path(config.out_dir).exists() and not config.overwrite:
-        raise OutputExistsError(f"output folder {config.out_dir} already exists; pass --overwrite or another --out.")
+    check_out_dir(config)  # the output claim's checks, before the training they would otherwise follow
     return precision
 
 

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
-from lmtailor.errors import ConfigError, OutputExistsError
+from lmtailor.errors import ConfigError
 from lmtailor.models.folder import check_model_folder
 from lmtailor.models.task_folder import TaskSpec
-from lmtailor.outputs import stage_output, write_json
+from lmtailor.outputs import check_out_dir, stage_output, write_json
 from lmtailor.tasks import check_splits, read_cls, read_ner
 from lmtailor.tasks.align import decode_cls, decode_ner, encode_cls, encode_ner
 from lmtailor.tasks.evaluate import evaluate_split
@@ -137,8 +137,7 @@ def training_args(config: FinetuneConfig, ckpt: Path, precision: str, has_dev: b
 def preflight(config: FinetuneConfig) -> str:
     """Checks that need no data (so a run fails now, not after an hour of training); the precision to use."""
     precision = resolve_precision(config.precision)
-    if Path(config.out_dir).exists() and not config.overwrite:
-        raise OutputExistsError(f"output folder {config.out_dir} already exists; pass --overwrite or another --out.")
+    check_out_dir(config)  # the output claim's checks, before the training they would otherwise follow
     if config.stride > config.max_length // 2:
         raise ConfigError(
             f"--stride {config.stride} (tokens shared by consecutive windows) must be at most half of --max-length "
