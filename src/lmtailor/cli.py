@@ -27,6 +27,7 @@ from lmtailor import __version__
 from lmtailor.commands import make_command
 from lmtailor.config import load_config
 from lmtailor.errors import LmtailorError
+from lmtailor.outputs import read_manifest
 from lmtailor.stages import STAGES, Stage, run_stage
 
 app = typer.Typer(
@@ -139,9 +140,21 @@ def _print_import(out: Path) -> None:
     typer.echo(f"{p['name']}: {p['parameters']:,} parameters, vocabulary {p['tokenizer_size']:,}; {parity_note}")
 
 
+def _print_baseline(out: Path) -> None:
+    m = read_manifest(out).get("metrics", {})
+    trials = json.loads((out / "trials.json").read_text(encoding="utf-8"))
+    chosen = next((t for t in trials if t.get("chosen")), {})
+    setting = ", ".join(f"{k}={v}" for k, v in chosen.items() if not k.startswith(("dev_", "chosen")) and
+                        not k.endswith("seconds"))  # fmt: skip
+    scores = "; ".join(f"{split} {m[split]['metric']} {m[split]['metric_value']}" for split in ("dev", "test")
+                       if split in m)  # fmt: skip
+    typer.echo(f"{m.get('model')}: {len(trials)} settings tried on dev, chosen {setting}; {scores}")
+
+
 # What each stage prints after "wrote": the few figures a person wants from its report.
 SUMMARIES: dict[str, Callable[[Path], None]] = {
     "model.import": _print_import,
+    "baseline": _print_baseline,
     "tokenizer.eval": _print_eval,
     "vocab.trim": _print_trim,
     "vocab.extend": _print_extend,
@@ -213,6 +226,25 @@ def build_cmd(
     cached = [r.name for r in results if r.status == "cached"]
     took = time.perf_counter() - t0
     typer.echo(f"build {plan.name}: {len(ran)} stage(s) ran, {len(cached)} up to date, in {took:.1f}s; {plan.work}")
+    _print_verdicts(results)
+
+
+def _print_verdicts(results) -> None:
+    """The report's key metrics that failed and its plain-words verdicts (a model that does not beat the baseline),
+    so a build's last lines say whether its models earn their cost."""
+
+    for r in results:
+        path = Path(r.out_dir) / "report.json"
+        if read_manifest(Path(r.out_dir)).get("stage") != "report" or not path.is_file():
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        failed = [m for m in data.get("key_metrics", []) if m.get("status") == "fail"]
+        for m in failed:
+            console.print(f"[bold red]fail:[/] {m['metric']}: {m['value']} (needs {m['threshold']}) {m['detail']}")
+        for verdict in data.get("verdicts", []):
+            console.print(f"[bold yellow]note:[/] {verdict}")
+        if not failed:
+            console.print(f"[green]all key metrics pass or n/a[/] ({path.parent / 'report.html'})")
 
 
 @app.command("plan")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmtailor.baseline.config import BaselineConfig
 from lmtailor.compress.config import PruneConfig, QuantizeConfig, SparsifyConfig
 from lmtailor.config import StageConfig
 from lmtailor.corpus.config import CorpusConfig
@@ -117,6 +118,12 @@ def _finetune(config: FinetuneConfig) -> Path:
     return run_finetune(config)
 
 
+def _baseline(config: BaselineConfig) -> Path:
+    from lmtailor.baseline.stage import run_baseline
+
+    return run_baseline(config)
+
+
 def _evaluate(config: EvaluateConfig) -> Path:
     from lmtailor.tasks.evaluate import run_evaluate
 
@@ -189,6 +196,8 @@ _ALL = [
           "or any BERT continued."),
     Stage(FinetuneConfig, _finetune,
           "Fine-tune for text classification (jsonl/csv) or entity recognition (token-tag columns, span JSON)."),
+    Stage(BaselineConfig, _baseline,
+          "The classical model to beat, tuned on dev: TF-IDF + logistic regression (cls) or a CRF (ner)."),
     Stage(EvaluateConfig, _evaluate,
           "Score a fine-tuned model: metrics JSON, predictions, confusion matrix, throughput."),
     Stage(DistillConfig, _distill,

@@ -49,12 +49,16 @@ def test_task_paragraphs_are_deduplicated_and_split_without_overlap(tmp_path: Pa
 @pytest.mark.slow
 def test_quick_demo_builds_every_stage_and_a_report(tmp_path: Path):
     results = run_demo(tmp_path / "demo", show_progress=False, quick=True)
-    assert [r.status for r in results] == ["ran"] * 13
+    assert [r.status for r in results] == ["ran"] * 14
     report = tmp_path / "demo" / "report"
     data = json.loads((report / "report.json").read_text())
     statuses = {m["metric"]: m["status"] for m in data["key_metrics"]}
     assert statuses["compression (student size / teacher size)"] == "pass"  # int8 3-layer vs the fp32 teacher
-    assert {r["model"] for r in data["ledger"]} >= {"teacher", "student", "int8"}
+    assert {r["model"] for r in data["ledger"]} >= {"baseline", "teacher", "student", "int8"}
+    # Every model of the demo is scored by macro-F1 and judged against the baseline (pass or fail: quick mode).
+    assert {r["metric"] for r in data["ledger"] if r["test"] is not None} == {"macro_f1"}
+    assert statuses["teacher beats the baseline (points)"] in ("pass", "fail")
+    assert statuses["final model beats the baseline (points)"] in ("pass", "fail")
     assert (report / "report.html").stat().st_size > 10_000
     # A second run finds everything up to date.
     again = run_demo(tmp_path / "demo", show_progress=False, quick=True)

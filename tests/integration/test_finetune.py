@@ -55,16 +55,24 @@ def _cfg(tmp_path: Path, model: Path, task: str, train: Path, dev: Path, **kw) -
 def test_finetune_cls_evaluate_predict(tiny_bert, tmp_path):
     train, dev = _cls_file(tmp_path / "train.jsonl", 90, 0), _cls_file(tmp_path / "dev.jsonl", 30, 1)
     # A tiny random model can sit at 2 of 3 classes for a few epochs before it separates the third: no early stop.
-    cfg = _cfg(tmp_path, tiny_bert, "cls", train, dev, class_weights=True, lr=3e-3, epochs=20, patience=0)
+    # The checkpoint is chosen by one class's F1 (the metric a team with a rare class of interest would pick).
+    cfg = _cfg(tmp_path, tiny_bert, "cls", train, dev, class_weights=True, lr=3e-3, epochs=20, patience=0,
+               metric="f1:indemnity")  # fmt: skip
     out = run_finetune(cfg)
     report = json.loads((out / "finetune_report.json").read_text())
-    assert report["dev"]["accuracy"] >= 0.9 and report["test"]["accuracy"] >= 0.9
+    # What the choice guarantees is that class's F1 (the first checkpoint to reach the best one is kept, and the
+    # others may still be mixed up then), so that is what is checked.
+    assert report["dev"]["metric_value"] >= 0.9 and report["test"]["metric_value"] >= 0.9
+    test_eval = json.loads((out / "eval_test.json").read_text())
+    assert test_eval["metric"] == "f1:indemnity" == json.loads((out / "task.json").read_text())["metric"]
+    assert test_eval["metric_value"] == test_eval["per_class"]["indemnity"]["f1"] == report["test"]["metric_value"]
     model = AutoModelForSequenceClassification.from_pretrained(str(out))
     assert set(model.config.label2id) == set(CLAUSES) and AutoTokenizer.from_pretrained(str(out)).is_fast
     for name in ("metrics.jsonl", "eval_test.json", "predictions_test.jsonl", "confusion_test.png", "task.json"):
         assert (out / name).is_file(), name
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert any("eval_accuracy" in r for r in history) and any("loss" in r for r in history)
+    assert any("eval_f1:indemnity" in r for r in history)  # the Trainer compared checkpoints on it
     assert not checkpoint_dir(_cfg(tmp_path, tiny_bert, "cls", train, dev)).exists()
 
     ev = run_evaluate(EvaluateConfig.build(model=out, data=dev, out_dir=tmp_path / "ev", show_progress=False))
@@ -114,6 +122,10 @@ def test_bad_inputs(tiny_bert, tmp_path):
     dev.write_text(json.dumps({"text": "a new clause", "label": "warranty"}) + "\n", encoding="utf-8")
     with pytest.raises(InputFormatError, match="warranty"):
         run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, dev))
+    with pytest.raises(ConfigError, match=r"'warranty' is not among the labels .*macro_f1"):
+        run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, train, metric="f1:warranty"))
+    with pytest.raises(ConfigError, match="entity_f1 is for ner"):
+        _cfg(tmp_path, tiny_bert, "cls", train, train, metric="entity_f1")
     with pytest.raises(ConfigError, match="stride"):
         run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, train, stride=17, max_length=32))
     with pytest.raises(ConfigError, match="positions"):

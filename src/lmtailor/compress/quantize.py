@@ -51,6 +51,7 @@ from lmtailor.models.task_folder import TaskSpec, load_task_model, torch_int8
 from lmtailor.outputs import read_manifest, stage_output
 from lmtailor.tasks.evaluate import evaluate_split
 from lmtailor.tasks.readers import read_cls, read_ner
+from lmtailor.tasks.target import parse_metric
 
 log = logging.getLogger(__name__)
 
@@ -234,15 +235,15 @@ def _predicted(folder: Path, name: str) -> list:
 
 
 def _evaluate_both(fp32, quantized, tokenizer, spec: TaskSpec, data, folder: Path, batch_size: int) -> dict:
-    metric = "accuracy" if spec.task == "cls" else "f1"
-    report = {"eval_file": str(data.path), "metric": metric}
+    report = {"eval_file": str(data.path), "metric": parse_metric(spec.metric, spec.task).name}
     recorders = {}
     for name, model in (("fp32", fp32), ("quantized", quantized)):
         recorders[name] = _Recorder(model)
         result = evaluate_split(recorders[name], tokenizer, spec, data, folder, name, batch_size)
-        report[name] = result[metric]
+        report[name] = result["metric_value"]
         report[f"{name}_examples_per_second"] = result["throughput"].get("examples_per_second")
-    report["delta"] = round(report["quantized"] - report["fp32"], 6)
+    both = (report["quantized"], report["fp32"])  # None: the split has no example of the metric's label
+    report["delta"] = None if None in both else round(both[0] - both[1], 6)
     a, b = (np.concatenate(recorders[n].argmax) for n in ("fp32", "quantized"))
     report["position_agreement"] = round(float((a == b).mean()), 6) if len(a) else None
     report["positions"] = "features" if spec.task == "cls" else "tokens"

@@ -127,8 +127,7 @@ def _read_eval(config: SparsifyConfig, model, task: str):
 
 def _evaluate(model, tokenizer, spec, data, folder: Path, batch_size: int) -> dict:
     report = evaluate_split(model, tokenizer, spec, data, folder, Path(data.path).stem, batch_size)
-    name = "accuracy" if spec.task == "cls" else "f1"
-    return {"metric": name, "value": report[name]}
+    return {"metric": report["metric"], "value": report["metric_value"]}
 
 
 def _sparsify_one(config: SparsifyConfig, original, tokenizer, spec, data, sparsity: float, folder: Path) -> dict:

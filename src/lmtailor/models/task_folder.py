@@ -35,6 +35,8 @@ class TaskSpec:
     # Set by `lmtailor quantize --method torch-int8`: the folder keeps fp32 weights and loading applies PyTorch's
     # dynamic int8 quantisation to its Linear layers (deterministic, so every load gives the same model).
     torch_int8: bool = False
+    # The metric the model was chosen by (`lmtailor.tasks.target`); None in folders written before it existed.
+    metric: str | None = None
 
     def save(self, folder: Path) -> None:
         (Path(folder) / TASK_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")

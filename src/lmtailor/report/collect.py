@@ -114,9 +114,13 @@ def task_metric(folder: Folder) -> tuple[str | None, float | None, dict[str, flo
     """(metric name, test value, per-class F1) of a model folder, from its own evaluation or its quantiser's."""
     ev = _json(folder.path / "eval_test.json")
     if ev:
-        name = "accuracy" if "accuracy" in ev else "f1"
         per = ev.get("per_class") or ev.get("per_type") or {}
-        return name, ev.get(name), {k: v.get("f1") for k, v in per.items() if isinstance(v, dict)}
+        if "metric" in ev:  # the metric the model was chosen by (`lmtailor.tasks.target`)
+            name, value = ev["metric"], ev.get("metric_value")
+        else:  # evaluations written before the metric was a choice
+            name = "accuracy" if "accuracy" in ev else "f1"
+            value = ev.get(name)
+        return name, value, {k: v.get("f1") for k, v in per.items() if isinstance(v, dict)}
     q = folder.manifest.get("metrics", {}).get("eval")
     if isinstance(q, dict) and q.get("quantized") is not None:
         return q.get("metric"), q["quantized"], {}
@@ -150,6 +154,9 @@ def model_rows(folders: list[Folder]) -> list[ModelRow]:
     rows: list[ModelRow] = []
     by_path: dict[str, ModelRow] = {}
     for f in folders:
+        if f.stage.startswith("baseline"):
+            rows.append(baseline_row([f]))
+            continue
         if not f.stage.startswith(MODEL_STAGES):
             continue
         name, value, per = task_metric(f)
@@ -165,6 +172,21 @@ def model_rows(folders: list[Folder]) -> list[ModelRow]:
         rows.append(row)
         by_path[str(f.path.resolve())] = row
     return rows
+
+
+def baseline_row(folders: list[Folder]) -> ModelRow | None:
+    """The classical baseline of the build (`lmtailor baseline`), the last one if several, as a ledger row."""
+    found = [f for f in folders if f.stage.startswith("baseline")]
+    if not found:
+        return None
+    f = found[-1]
+    name, value, per = task_metric(f)
+    metrics = f.manifest.get("metrics", {})
+    size = metrics.get("size_bytes")
+    return ModelRow(f.name, f.stage, f.path, metrics.get("parameters"),
+                    None if size is None else round(size / 1e6, 2), name, value,
+                    throughput=(metrics.get("test") or {}).get("examples_per_second"),
+                    runtime=str(metrics.get("model", "classical")), per_class=per)  # fmt: skip
 
 
 def pick_teacher(rows: list[ModelRow], teacher: Path | None) -> ModelRow | None:

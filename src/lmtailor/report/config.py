@@ -29,3 +29,6 @@ class ReportConfig(StageConfig):
     max_relative_drop: float = Field(0.05, ge=0, lt=1, description="Key metric: relative task metric drop.")
     strict_drop_points: float = Field(1.0, ge=0, description="Stricter goal: drop in points (issue 5).")
     strict_speedup: float = Field(4.0, gt=0, description="Stricter goal: throughput at batch 32 vs the teacher.")
+    min_gain_over_baseline: float = Field(
+        1.0, description="Key metric: points by which the teacher and the final model must beat the baseline."
+    )

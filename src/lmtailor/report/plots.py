@@ -64,8 +64,9 @@ def _save(fig, path: Path) -> Path:
 
 
 @_styled
-def size_vs_metric(rows: list[ModelRow], teacher: ModelRow | None, path: Path) -> Path | None:
-    pts = [r for r in rows if r.size_mb and r.metric is not None]
+def size_vs_metric(rows: list[ModelRow], teacher: ModelRow | None, path: Path,
+                   baseline: ModelRow | None = None) -> Path | None:  # fmt: skip
+    pts = [r for r in rows if r.size_mb and r.metric is not None and not r.stage.startswith("baseline")]
     if not pts:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
@@ -77,6 +78,11 @@ def size_vs_metric(rows: list[ModelRow], teacher: ModelRow | None, path: Path) -
         ax.scatter(size, metric, s=90 if is_teacher else 36, marker="*" if is_teacher else "o")
         label = ", ".join(r.name for r in members)
         ax.annotate(label, (size, metric), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if baseline is not None and baseline.metric is not None and baseline.metric_name == pts[0].metric_name:
+        ax.axhline(baseline.metric, color="#aa3377", ls="--", lw=1.2)
+        ax.annotate(f"baseline {baseline.name} ({baseline.metric:.4f})", (0.01, baseline.metric),
+                    xycoords=("axes fraction", "data"), xytext=(0, 3), textcoords="offset points", fontsize=8,
+                    color="#aa3377")  # fmt: skip
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("size on disk (MB, log scale)")

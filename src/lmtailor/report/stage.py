@@ -18,7 +18,8 @@ def _pick_student(rows: list[collect.ModelRow], teacher, path: Path | None):
     if path is not None:
         match = [r for r in rows if r.path.resolve() == Path(path).resolve()]
         return match[0] if match else None
-    scored = [r for r in rows if r.metric is not None and (teacher is None or r.path != teacher.path)]
+    scored = [r for r in rows if r.metric is not None and not r.stage.startswith("baseline")
+              and (teacher is None or r.path != teacher.path)]  # fmt: skip
     return scored[-1] if scored else None
 
 
@@ -62,6 +63,44 @@ def key_metrics(config: ReportConfig, evals, teacher, student) -> list[dict]:
     add("stricter: throughput at batch 32 vs teacher", None if speed is None else round(speed, 2),
         f"≥ {config.strict_speedup}×", None if speed is None else speed >= config.strict_speedup)  # fmt: skip
     return out
+
+
+def baseline_checks(config: ReportConfig, baseline, teacher, student) -> tuple[list[dict], list[str]]:
+    """Key metrics "teacher/final model beats the baseline by ≥ N points" and, for each that fails or cannot be
+    judged, a sentence in plain words for the report's head and the build's summary."""
+    rows, verdicts = [], []
+    need = config.min_gain_over_baseline
+    for role, model in (("teacher", teacher), ("final model", student)):
+        row = {"metric": f"{role} beats the baseline (points)", "value": None, "threshold": f"≥ {need:+g}",
+               "status": "n/a", "detail": ""}  # fmt: skip
+        rows.append(row)
+        if model is None or model.metric is None:
+            row["detail"] = f"no {role} with a test score"
+            continue
+        if baseline is None:
+            row["detail"] = "no baseline in this build: add a `baseline` stage"
+            verdicts.append(f"No baseline was built, so nothing shows that the {role} earns its cost; add a "
+                            "`baseline` stage (TF-IDF + linear model, or a CRF for NER) to the recipe.")  # fmt: skip
+            continue
+        if baseline.metric is None or baseline.metric_name != model.metric_name:
+            row["detail"] = (f"{role} scored by {model.metric_name}, baseline by {baseline.metric_name}: "
+                             "give both the same `metric`")  # fmt: skip
+            continue
+        gain = round((model.metric - baseline.metric) * 100, 2)
+        ok = gain >= need
+        row.update(value=gain, status="pass" if ok else "fail",
+                   detail=f"{model.metric:.4f} vs {baseline.metric:.4f} ({model.metric_name})")  # fmt: skip
+        if not ok:
+            size = f", {baseline.size_mb:g} MB" if baseline.size_mb else ""
+            verdicts.append(
+                f"The {role} ({model.name}, {model.metric_name} {model.metric:.4f}) does not beat the classical "
+                f"baseline ({baseline.name}, {baseline.metric:.4f}{size}) by {need:g} point(s): "
+                + ("on this task the baseline is as good or better. Improve the neural model (more or cleaner "
+                   "data, a search on dev, a stronger teacher), or ship the baseline." if gain < 0 else
+                   "the difference is within what a test set of this size moves by; the neural model has not "
+                   "shown it is worth its cost.")
+            )  # fmt: skip
+    return rows, verdicts
 
 
 def _term_table(evals: list[dict], limit: int = 12) -> list[dict]:
@@ -142,7 +181,8 @@ td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f
 .pass{background:#d9f2d9}.fail{background:#f8d7d7}.na{color:#888}figure{margin:1em 0}img{max-width:100%}
 figcaption{font-size:12px;color:#666}.tok{display:inline-block;border:1px solid #99b;border-radius:3px;
 margin:1px;padding:0 3px;font-family:monospace;font-size:13px;background:#f4f6ff}.whole{background:#dff3df;
-border-color:#7a7}.ex{margin:.6em 0}.muted{color:#666;font-size:13px}"""
+border-color:#7a7}.ex{margin:.6em 0}.muted{color:#666;font-size:13px}.warn{background:#f8d7d7;border:1px solid #c66;
+padding:6px 10px;border-radius:4px}"""
 
 
 def _tokens_html(tokens: list[str]) -> str:
@@ -181,6 +221,7 @@ def render_html(config: ReportConfig, data: dict, figures: dict[str, Path | None
         f"<h1>{html.escape(config.title)}</h1>",
         f'<p class="muted">teacher: {html.escape(data["teacher"] or "–")}; final model: '
         f"{html.escape(data['student'] or '–')}; from {len(data['folders'])} output folders.</p>",
+        "".join(f'<p class="warn">{html.escape(v)}</p>' for v in data.get("verdicts", [])),
         "<h2>Key metrics</h2><table><tr><th>metric</th><th>value</th><th>threshold</th><th>status</th><th>detail</th>"
         f"</tr>{km}</table>",
         f"<h2>Ledger: every model built</h2><table><tr>{head}</tr>{body}</table>",
@@ -209,6 +250,7 @@ def render_markdown(config: ReportConfig, data: dict, figures: dict[str, Path | 
         "",
         f"Teacher: {data['teacher'] or '–'}; final model: {data['student'] or '–'}.",
         "",
+        *[f"> **{v}**\n" for v in data.get("verdicts", [])],
         "## Key metrics",
         "",
         "| metric | value | threshold | status | detail |",
@@ -243,6 +285,8 @@ def run_report(config: ReportConfig) -> Path:
     teacher = collect.pick_teacher(rows, config.teacher)
     student = _pick_student(rows, teacher, config.student)
     evals = collect.tokenizer_evals(folders)
+    baseline = next((r for r in reversed(rows) if r.stage.startswith("baseline")), None)
+    checks, verdicts = baseline_checks(config, baseline, teacher, student)
     with stage_output(config) as out:
         for i, f in enumerate(folders):
             out.add_input(f"folder[{i}]", f.path, hash_content=False)
@@ -250,7 +294,7 @@ def run_report(config: ReportConfig) -> Path:
         plot_dir.mkdir()
         per_class_student = _with_per_class(rows, student, teacher)
         figures = {
-            "size_vs_metric": plots.size_vs_metric(rows, teacher, plot_dir / "size_vs_metric.png"),
+            "size_vs_metric": plots.size_vs_metric(rows, teacher, plot_dir / "size_vs_metric.png", baseline),
             "latency": plots.latency_bars(rows, plot_dir / "latency.png"),
             "loss": plots.loss_curves(collect.curves(folders), plot_dir / "loss.png"),
             "per_class": plots.per_class_f1(teacher, per_class_student, plot_dir / "per_class_f1.png"),
@@ -261,7 +305,8 @@ def run_report(config: ReportConfig) -> Path:
             "teacher": str(teacher.path) if teacher else None,
             "student": str(student.path) if student else None,
             "folders": [{"name": f.name, "stage": f.stage, "path": str(f.path)} for f in folders],
-            "key_metrics": key_metrics(config, evals, teacher, student),
+            "key_metrics": key_metrics(config, evals, teacher, student) + checks,
+            "verdicts": verdicts,
             "ledger": _ledger(rows, teacher),
             "terms": _term_table(evals),
             "per_class": _per_class_table(teacher, per_class_student),

@@ -20,6 +20,7 @@ from lmtailor.tasks.config import EvaluateConfig
 from lmtailor.tasks.inference import predict_cls, predict_ner, raw_examples
 from lmtailor.tasks.metrics import classification_metrics, confusion_png, ner_metrics
 from lmtailor.tasks.readers import NerExample, TaskData, entity_spans, read_cls, read_inputs, read_ner
+from lmtailor.tasks.target import parse_metric
 
 # EvaluateConfig and read_inputs live lower (tasks.config, tasks.readers) and stay importable from here.
 __all__ = ["EvaluateConfig", "evaluate_split", "predict", "read_inputs", "run_evaluate"]
@@ -55,6 +56,8 @@ def evaluate_split(
         for ex, pred in zip(data.examples, tags, strict=True):
             lines.append({"id": ex.id, "text": ex.text, "entities": _spans(ex.text, ex.units, ex.tags),
                           "predicted": _spans(ex.text, ex.units, pred)})  # fmt: skip
+    target = parse_metric(spec.metric, spec.task)
+    report["metric"], report["metric_value"] = target.name, target.value(report)
     report["throughput"] = timing
     report["file"] = str(data.path)
     write_json(out_dir / f"eval_{name}.json", report)

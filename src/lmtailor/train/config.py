@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from lmtailor.config import StageConfig, cli_flags, positional
+from lmtailor.errors import ConfigError
+from lmtailor.tasks.target import METRIC_HELP, parse_metric
 
 
 class PretrainConfig(StageConfig):
@@ -127,7 +129,7 @@ class FinetuneConfig(StageConfig):
         None, ge=0, lt=1, description="Set the attention-probability dropout alone (after `dropout`); 0 lets a CPU "
         "use fused attention, 2x faster at 512 tokens, but cost accuracy on CAIL2018 (docs/benchmarks.md)."
     )  # fmt: skip
-    metric: str | None = Field(None, description="Dev metric for early stopping (default: accuracy / entity f1).")
+    metric: str | None = Field(None, description=METRIC_HELP)
     patience: int = Field(2, ge=0, description="Evaluations without dev improvement before stopping (0: never).")
     eval_every: int | None = Field(None, ge=1, description="Evaluate every N steps (default: every epoch).")
     logging_steps: int = Field(20, ge=1, description="Log loss and learning rate every N steps.")
@@ -135,6 +137,14 @@ class FinetuneConfig(StageConfig):
     max_train_examples: int | None = Field(None, ge=1, description="Use only the first N training examples.")
     resume: bool = Field(False, description="Continue from the last checkpoint of an interrupted run.")
     keep_checkpoints: bool = Field(False, description="Keep the checkpoint folder after success.")
+
+    @model_validator(mode="after")
+    def _known_metric(self) -> FinetuneConfig:
+        try:
+            parse_metric(self.metric, self.task)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class DistillConfig(FinetuneConfig):

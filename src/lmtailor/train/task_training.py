@@ -28,6 +28,7 @@ from lmtailor.tasks import check_splits, read_cls, read_ner
 from lmtailor.tasks.align import decode_cls, decode_ner, encode_cls, encode_ner
 from lmtailor.tasks.evaluate import evaluate_split
 from lmtailor.tasks.metrics import classification_metrics, ner_metrics
+from lmtailor.tasks.target import label_counts, parse_metric, skew_advice
 from lmtailor.train.config import FinetuneConfig
 from lmtailor.train.precision import resolve_precision
 
@@ -58,6 +59,8 @@ def encode_split(config: FinetuneConfig, tokenizer, data, label2id):
 def metric_fn(config: FinetuneConfig, dev, encoded, id2label):
     """compute_metrics for the Trainer: dev predictions decoded to the task's own units, then scored."""
 
+    target = parse_metric(config.metric, config.task)
+
     def compute(pred) -> dict:
         out = pred.predictions  # cls: [N, C] logits; ner: [N, T] argmax ids (see argmax_ids), padded with -100
         if config.task == "cls":
@@ -67,7 +70,10 @@ def metric_fn(config: FinetuneConfig, dev, encoded, id2label):
         else:
             tags = decode_ner(dev.examples, encoded, out, id2label)
             m = ner_metrics([list(ex.tags) for ex in dev.examples], tags)
-        return {k: v for k, v in m.items() if isinstance(v, float)}
+        scores = {k: v for k, v in m.items() if isinstance(v, float)}
+        if target.kind == "f1":  # one label's F1: 0 while the model never predicts the label nor dev has it
+            scores[target.log_key] = target.value(m) or 0.0
+        return scores
 
     return compute
 
@@ -155,12 +161,17 @@ def read_splits(config: FinetuneConfig) -> tuple:
     check_splits(train, *[d for d in (dev, test) if d is not None])
     if config.max_train_examples:
         train.examples = train.examples[: config.max_train_examples]
+    target = parse_metric(config.metric, config.task)
+    target.check_labels(train.labels, str(config.train))
+    if config.task == "cls" and (advice := skew_advice(label_counts(train.examples, "cls"), target,
+                                                       config.class_weights)):  # fmt: skip
+        log.warning("%s: %s", config.train, advice)
     return train, dev, test
 
 
 def trainer_setup(config: FinetuneConfig, precision: str, has_dev: bool) -> tuple[Path, TrainingArguments, list]:
     """The checkpoint folder (emptied unless resuming), the Trainer's arguments and its callbacks."""
-    metric = config.metric or ("accuracy" if config.task == "cls" else "f1")
+    metric = parse_metric(config.metric, config.task).log_key
     ckpt = checkpoint_dir(config)
     if ckpt.exists() and not config.resume:
         shutil.rmtree(ckpt)
@@ -179,7 +190,8 @@ def write_task_output(
     train, dev, test = splits
     model = trainer.model.eval()
     spec = TaskSpec(task=config.task, max_length=config.max_length, long_text=config.long_text, stride=config.stride,
-                    units=_units_of(train) if config.task == "ner" else "words")  # fmt: skip
+                    units=_units_of(train) if config.task == "ner" else "words",
+                    metric=parse_metric(config.metric, config.task).name)  # fmt: skip
     with stage_output(config) as out:
         for name, path in (
             *inputs,

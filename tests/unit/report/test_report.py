@@ -64,7 +64,10 @@ def test_key_metrics_and_ledger_known_answers(folders: list[Path], tmp_path: Pat
         "task accuracy drop (relative)": "pass",  # (0.90 - 0.88) / 0.90 = 2.2%
         "stricter: drop in points": "fail",  # 2 points > 1.0
         "stricter: throughput at batch 32 vs teacher": "pass",  # 45 / 10 = 4.5
+        "teacher beats the baseline (points)": "n/a",  # no baseline folder
+        "final model beats the baseline (points)": "n/a",
     }
+    assert data["verdicts"][0].startswith("No baseline was built, so nothing shows that the teacher earns")
     values = {m["metric"]: m["value"] for m in data["key_metrics"]}
     assert values["task accuracy drop (relative)"] == pytest.approx(0.0222, abs=1e-4)
     assert values["stricter: throughput at batch 32 vs teacher"] == 4.5
@@ -72,6 +75,54 @@ def test_key_metrics_and_ledger_known_answers(folders: list[Path], tmp_path: Pat
     assert ledger["teacher"]["params"] == 250_000 and ledger["teacher"]["size_mb"] == 1.0
     assert ledger["student"]["params"] == 20_000 and ledger["student"]["drop_points"] == 2.0
     assert ledger["student"]["p50_ms"] == 8.0 and ledger["teacher"]["throughput"] == 10.0
+
+
+def _baseline(folder: Path, accuracy: float, metric: str = "accuracy") -> Path:
+    _manifest(folder, "baseline-cls", model="tfidf-linear-svm", size_bytes=1_500_000, parameters=3000,
+              test={"examples_per_second": 900.0})  # fmt: skip
+    (folder / "eval_test.json").write_text(json.dumps({"accuracy": accuracy, "metric": metric,
+                                                       "metric_value": accuracy, "per_class": {}}))  # fmt: skip
+    return folder
+
+
+def test_teacher_and_student_are_judged_against_the_baseline(folders: list[Path], tmp_path: Path) -> None:
+    base = _baseline(tmp_path / "tfidf", 0.885)  # teacher 0.90 (+1.5 points), final model 0.88 (-0.5)
+    out = run_report(ReportConfig(inputs=[*folders, base], out_dir=tmp_path / "report", show_progress=False))
+    data = json.loads((out / "report.json").read_text())
+    km = {m["metric"]: m for m in data["key_metrics"]}
+    teacher, student = km["teacher beats the baseline (points)"], km["final model beats the baseline (points)"]
+    assert (teacher["value"], teacher["status"]) == (1.5, "pass")
+    assert (student["value"], student["status"]) == (-0.5, "fail")
+    assert student["detail"] == "0.8800 vs 0.8850 (accuracy)"
+    [verdict] = data["verdicts"]
+    assert verdict.startswith("The final model (student, accuracy 0.8800) does not beat the classical baseline "
+                              "(tfidf, 0.8850, 1.5 MB) by 1 point(s): on this task the baseline is as good")  # fmt: skip
+    assert data["student"] == str(folders[2])  # the baseline is never taken for the final model
+    row = next(r for r in data["ledger"] if r["model"] == "tfidf")
+    assert (row["size_mb"], row["throughput"], row["test"], row["drop_points"]) == (1.5, 900.0, 0.885, 1.5)
+    assert verdict in (out / "report.html").read_text() and verdict in (out / "report.md").read_text()
+    # A stricter bar turns the teacher's 1.5 points into a failure, said in plain words too.
+    stricter = run_report(ReportConfig(inputs=[*folders, base], out_dir=tmp_path / "r2", show_progress=False,
+                                       min_gain_over_baseline=2.0))  # fmt: skip
+    assert len(json.loads((stricter / "report.json").read_text())["verdicts"]) == 2
+    # Scored by different metrics: not judged, and the detail says how to fix it.
+    other = _baseline(tmp_path / "tfidf-macro", 0.95, metric="macro_f1")
+    out = run_report(ReportConfig(inputs=[*folders, other], out_dir=tmp_path / "r3", show_progress=False))
+    km = {m["metric"]: m for m in json.loads((out / "report.json").read_text())["key_metrics"]}
+    assert km["teacher beats the baseline (points)"]["status"] == "n/a"
+    assert "baseline by macro_f1: give both the same `metric`" in km["teacher beats the baseline (points)"]["detail"]
+
+
+def test_the_build_prints_failed_key_metrics_and_verdicts(folders: list[Path], tmp_path: Path, capsys) -> None:
+    from lmtailor.cli import _print_verdicts
+    from lmtailor.recipe.run import StageResult
+
+    base = _baseline(tmp_path / "tfidf", 0.95)
+    out = run_report(ReportConfig(inputs=[*folders, base], out_dir=tmp_path / "report", show_progress=False))
+    _print_verdicts([StageResult("teacher", "cached", 0.0, folders[1]), StageResult("report", "ran", 1.0, out)])
+    printed = " ".join(capsys.readouterr().err.split())  # the console of messages is stderr
+    assert "fail: teacher beats the baseline (points): -5.0 (needs ≥ +1) 0.9000 vs 0.9500 (accuracy)" in printed
+    assert "note: The teacher (teacher, accuracy 0.9000) does not beat the classical baseline" in printed
 
 
 def test_html_is_self_contained(folders: list[Path], tmp_path: Path) -> None:
