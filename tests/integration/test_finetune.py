@@ -184,3 +184,46 @@ def test_torchrun_two_processes(tiny_bert, tmp_path):
     # 64 examples, 8 per process, 2 processes: 4 steps an epoch, 8 in all (one process alone would take 16).
     assert report["steps"] == 8 and report["dev"]["examples"] == 30
     assert not list(tmp_path.glob(".ddp*"))  # no temporary or checkpoint folders left
+
+
+def test_search_on_dev_keeps_the_best_trial_and_records_every_one(tiny_bert, tmp_path):
+    train, dev = _cls_file(tmp_path / "train.jsonl", 60, 0), _cls_file(tmp_path / "dev.jsonl", 20, 1)
+    cfg = _cfg(tmp_path, tiny_bert, "cls", train, dev, epochs=2, patience=0, metric="macro_f1", search_trials=3,
+               search_space={"lr": [1e-4, 1e-2], "class_weights": [False, True]})  # fmt: skip
+    out = run_finetune(cfg)
+    search = json.loads((out / "search.json").read_text())
+    assert search["metric"] == "macro_f1" and len(search["trials"]) == 3
+    done = [t for t in search["trials"] if t["state"] == "complete"]
+    [chosen] = [t for t in search["trials"] if t.get("chosen")]
+    assert chosen["dev"] == max(t["dev"] for t in done) and search["chosen"] == chosen["params"]
+    assert all(1e-4 <= t["params"]["lr"] <= 1e-2 for t in search["trials"])
+    report = json.loads((out / "finetune_report.json").read_text())
+    assert report["dev"]["metric_value"] == chosen["dev"] and report["test"]["metric"] == "macro_f1"
+    assert (out / "eval_test.json").is_file() and AutoTokenizer.from_pretrained(str(out)).is_fast
+    assert not (tmp_path / f".{out.name}.search").exists() and not checkpoint_dir(cfg).exists()
+    manifest = json.loads((out / "lmtailor.json").read_text())
+    assert manifest["config"]["search_trials"] == 3 and manifest["metrics"]["search"]["trials"] == 3
+    with pytest.raises(ConfigError, match="needs --dev"):
+        run_finetune(cfg.model_copy(update={"dev": None, "out_dir": tmp_path / "nodev"}))
+
+
+def test_a_trial_below_the_median_is_pruned_after_a_dev_evaluation():
+    import optuna
+
+    from lmtailor.train.search import PruneOnDev
+
+    class Trial:
+        reported: list = []
+
+        def report(self, value, step):
+            self.reported.append((value, step))
+
+        def should_prune(self):
+            return self.reported[-1][0] < 0.5
+
+    callback = PruneOnDev(Trial(), "macro_f1")
+    callback.on_evaluate(None, None, None, metrics={"eval_macro_f1": 0.7, "eval_loss": 1.0})
+    callback.on_evaluate(None, None, None, metrics={"eval_loss": 1.0})  # no score: nothing reported
+    with pytest.raises(optuna.TrialPruned, match="eval_macro_f1 0.3000 after evaluation 2"):
+        callback.on_evaluate(None, None, None, metrics={"eval_macro_f1": 0.3})
+    assert Trial.reported == [(0.7, 1), (0.3, 2)]

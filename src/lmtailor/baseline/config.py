@@ -38,8 +38,9 @@ class BaselineConfig(StageConfig):
         "repair", description="ner: an I- without B- is repaired or an error."
     )
     features: Literal["auto", "words", "chars"] = Field(
-        "auto", description="cls: words (word 1-2-grams + character 2-5-grams within words), chars (character "
-        "1-3-grams, for Chinese), or auto: both tried on dev."
+        "auto",
+        description="cls: words (word 1-2-grams + character 2-5-grams within words), chars (character "
+        "1-3-grams, for Chinese), or auto: both tried on dev.",
     )
     c_grid: list[float] = Field(
         [0.1, 0.3, 1.0, 3.0], description="cls: inverse regularisation strengths of the linear SVM tried on dev."

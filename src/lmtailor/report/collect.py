@@ -221,6 +221,16 @@ def curves(folders: list[Folder]) -> dict[str, list[tuple[float, float]]]:
     return out
 
 
+def searches(folders: list[Folder]) -> list[dict]:
+    """The searches on dev of fine-tuning and distillation stages (`search.json`): every trial and the choice."""
+    out = []
+    for f in folders:
+        data = _json(f.path / "search.json")
+        if data:
+            out.append({"name": f.name, **data})
+    return out
+
+
 def tokenizer_evals(folders: list[Folder]) -> list[dict]:
     """The tokenizer evaluations: metrics of the domain tokenizer and its reference, examples, the tokenizers."""
     out = []

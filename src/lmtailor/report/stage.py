@@ -152,6 +152,8 @@ def _per_class_table(teacher, student) -> list[dict]:
 def _fmt(v, digits: int = 4) -> str:
     if v is None:
         return "–"
+    if isinstance(v, bool):
+        return str(v)
     if isinstance(v, float):
         return f"{v:.{digits}f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.0f}"
     if isinstance(v, int):
@@ -233,6 +235,7 @@ def render_html(config: ReportConfig, data: dict, figures: dict[str, Path | None
         (f"<details><summary>per-class test F1, {len(data['per_class'])} classes (the numbers of the figure's rows)"
          "</summary><table><tr><th>#</th><th>class</th><th>teacher</th><th>final model</th></tr>"
          f"{per_class}</table></details>") if per_class else "",
+        _searches_html(data.get("searches", [])),
         "<h2>Tokenizer</h2>",
         _img(figures.get("tokenizer"), "tokens per word and coverage against the general tokenizer"),
         ("<h3>Domain terms: kept whole by the domain tokenizer, split by the general one</h3><table><tr><th>term</th>"
@@ -242,6 +245,30 @@ def render_html(config: ReportConfig, data: dict, figures: dict[str, Path | None
     ]  # fmt: skip
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(config.title)}</title>'
             f"<style>{CSS}</style></head><body>{''.join(sections)}</body></html>\n")  # fmt: skip
+
+
+def _search_rows(search: dict) -> list[tuple[str, str, str, str, str]]:
+    return [(str(t["trial"]) + (" (chosen)" if t.get("chosen") else ""),
+             ", ".join(f"{k}={_fmt(v)}" for k, v in t["params"].items()), t["state"], _fmt(t.get("dev")),
+             _fmt(t.get("minutes")))
+            for t in search["trials"]]  # fmt: skip
+
+
+def _search_head(s: dict) -> str:
+    return (f"{s['name']}: {len(s['trials'])} trials in {s['minutes']:g} min, chosen on dev {s['metric']}: "
+            + ", ".join(f"{k}={_fmt(v)}" for k, v in s["chosen"].items()))  # fmt: skip
+
+
+def _searches_html(searches: list[dict]) -> str:
+    parts = []
+    for s in searches:
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                       for row in _search_rows(s))  # fmt: skip
+        parts.append(
+            f"<p>{html.escape(_search_head(s))}</p><table><tr><th>trial</th><th>settings</th>"
+            f"<th>state</th><th>dev {html.escape(s['metric'])}</th><th>minutes</th></tr>{rows}</table>"
+        )
+    return "<h2>Search on dev</h2>" + "".join(parts) if parts else ""
 
 
 def render_markdown(config: ReportConfig, data: dict, figures: dict[str, Path | None]) -> str:
@@ -268,6 +295,10 @@ def render_markdown(config: ReportConfig, data: dict, figures: dict[str, Path | 
         lines += ["", "## Per-class test F1", "", "| # | class | teacher | final model |", "|---:|---|---:|---:|"]
         lines += [f"| {r['n']} | {r['class']} | {_fmt(r['teacher'])} | {_fmt(r['student'])} |"
                   for r in data["per_class"]]  # fmt: skip
+    for s in data.get("searches", []):
+        lines += ["", "## Search on dev", "", _search_head(s), "", f"| trial | settings | state | dev {s['metric']} "
+                  "| minutes |", "|---|---|---|---:|---:|"]  # fmt: skip
+        lines += ["| " + " | ".join(row) + " |" for row in _search_rows(s)]
     lines += ["", "## Figures", ""]
     lines += [f"![{name}](plots/{p.name})" for name, p in figures.items() if p is not None]
     return "\n".join(lines) + "\n"
@@ -312,6 +343,7 @@ def run_report(config: ReportConfig) -> Path:
             "per_class": _per_class_table(teacher, per_class_student),
             "examples": evals[0].get("examples", []) if evals else [],
             "tokenizer": _tokenizer_summary(evals),
+            "searches": collect.searches(folders),
         }
         (out.dir / "report.html").write_text(render_html(config, data, figures), encoding="utf-8")
         (out.dir / "report.md").write_text(render_markdown(config, data, figures), encoding="utf-8")

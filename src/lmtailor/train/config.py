@@ -78,6 +78,20 @@ class PretrainConfig(StageConfig):
     keep_checkpoints: bool = Field(False, description="Keep the checkpoint folder after success.")
 
 
+# What a search can vary, and how: a float range on a log scale, a float or integer range, or a list of choices.
+SEARCHABLE = {"lr": "log", "label_smoothing": "float", "epochs": "int", "class_weights": "choice",
+              "max_length": "choice"}  # fmt: skip
+
+
+def _number(value):
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 class FinetuneConfig(StageConfig):
     """Fine-tune an HF encoder on a labelled classification or NER task."""
 
@@ -137,6 +151,35 @@ class FinetuneConfig(StageConfig):
     max_train_examples: int | None = Field(None, ge=1, description="Use only the first N training examples.")
     resume: bool = Field(False, description="Continue from the last checkpoint of an interrupted run.")
     keep_checkpoints: bool = Field(False, description="Keep the checkpoint folder after success.")
+    search_trials: int = Field(
+        0, ge=0, le=500, description="Tune on dev: train up to N settings from the search space and keep the best "
+        "by the metric (Optuna TPE, bad trials pruned after each dev evaluation; 0: no search)."
+    )  # fmt: skip
+    search_minutes: float | None = Field(None, gt=0, description="Start no new trial after this many minutes.")
+    search_space: dict[str, list] = Field(
+        default_factory=dict,
+        description="What the search varies, as JSON or YAML: lr and label_smoothing [low, high] (lr on a log "
+        "scale), epochs [low, high] (integers), class_weights and max_length [choices]. Default: lr from a third to "
+        "three times --lr; cls also class_weights [false, true] and label_smoothing [0, 0.1].",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _space_from_text(cls, values):
+        """`--search-space '{"lr": [1e-5, 1e-3]}'` (or YAML) on the command line: a string parsed into the dict."""
+        if isinstance(values, dict) and isinstance(values.get("search_space"), str):
+            import yaml
+
+            try:
+                parsed = yaml.safe_load(values["search_space"])
+            except yaml.YAMLError as exc:
+                raise ValueError(f"search_space is not JSON or YAML: {exc}") from None
+            values = {**values, "search_space": parsed or {}}
+        space = values.get("search_space") if isinstance(values, dict) else None
+        if isinstance(space, dict):  # YAML 1.1 reads 1e-5 (no dot) as a string: numbers are numbers here
+            values = {**values, "search_space": {k: [_number(v) for v in vs] if isinstance(vs, list) else vs
+                                                 for k, vs in space.items()}}  # fmt: skip
+        return values
 
     @model_validator(mode="after")
     def _known_metric(self) -> FinetuneConfig:
@@ -144,6 +187,18 @@ class FinetuneConfig(StageConfig):
             parse_metric(self.metric, self.task)
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
+        for name, values in self.search_space.items():
+            if name not in SEARCHABLE:
+                raise ValueError(f"search_space: {name!r} cannot be searched; choose from {', '.join(SEARCHABLE)}")
+            kind = SEARCHABLE[name]
+            if kind == "choice" and not values:
+                raise ValueError(f"search_space.{name}: give at least one choice")
+            if kind != "choice" and (len(values) != 2 or not all(isinstance(v, int | float) for v in values)
+                                     or values[0] > values[1] or (kind == "log" and values[0] <= 0)):  # fmt: skip
+                raise ValueError(f"search_space.{name}: give [low, high] with low <= high" +
+                                 (", both > 0" if kind == "log" else ""))  # fmt: skip
+        if self.search_space and not self.search_trials:
+            raise ValueError("search_space is set but search_trials is 0; give search_trials (e.g. 8)")
         return self
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -395,7 +396,12 @@ def _log_projection_spread(extras: torch.nn.ModuleDict, world_size: int) -> None
     log.info("distillation projections across %d processes: largest difference %.3g", world_size, spread)
 
 
-def run_distill(config: DistillConfig) -> Path:
+def run_distill(config: DistillConfig, callbacks: Sequence = ()) -> Path:
+    """Distil (or, with `search_trials`, search on dev and keep the best run); `callbacks` join the Trainer's."""
+    if config.search_trials:
+        from lmtailor.train.search import run_search
+
+        return run_search(config, run_distill)
     t0 = time.perf_counter()
     precision = preflight(config)
     train, dev, test = read_splits(config)
@@ -414,7 +420,8 @@ def run_distill(config: DistillConfig) -> Path:
     train_enc = _transfer_set(config, stok, (teacher, ttok, tspec), train, label2id)
     live, projections = _live_teacher(config, teacher, ttok, stok, student)
     dev_enc = encode_split(config, stok, dev, label2id).sorted_by_length() if dev else None
-    ckpt, args, callbacks = trainer_setup(config, precision, dev is not None)
+    ckpt, args, own_callbacks = trainer_setup(config, precision, dev is not None)
+    callbacks = [*own_callbacks, *callbacks]
     extras = torch.nn.ModuleDict(
         {k: v for k, v in (("hidden", projections), ("feature", feature_projection)) if v is not None}
     )

@@ -11,6 +11,7 @@ stopping on a dev metric computed on the task's own units, and a final evaluatio
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,12 @@ def _class_weights(encoded, n_labels: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def run_finetune(config: FinetuneConfig) -> Path:
+def run_finetune(config: FinetuneConfig, callbacks: Sequence = ()) -> Path:
+    """Fine-tune (or, with `search_trials`, search on dev and keep the best run); `callbacks` join the Trainer's."""
+    if config.search_trials:
+        from lmtailor.train.search import run_search
+
+        return run_search(config, run_finetune)
     t0 = time.perf_counter()
     precision = preflight(config)
     train, dev, test = read_splits(config)
@@ -77,7 +83,8 @@ def run_finetune(config: FinetuneConfig) -> Path:
         raise ConfigError(f"max_length {config.max_length} exceeds {config.model}'s {limit} positions; lower it.")
     train_enc = encode_split(config, tokenizer, train, label2id)
     dev_enc = encode_split(config, tokenizer, dev, label2id).sorted_by_length() if dev else None
-    ckpt, args, callbacks = trainer_setup(config, precision, dev is not None)
+    ckpt, args, own_callbacks = trainer_setup(config, precision, dev is not None)
+    callbacks = [*own_callbacks, *callbacks]
     loss_fn = None
     if config.class_weights:
         weights = _class_weights(train_enc, len(names))

@@ -93,11 +93,30 @@ def test_glossary_features_mark_begin_inside_end_single():
     [feats] = Featurizer([("disease", matcher)]).sentences([_example("患糖尿病和癌", [])])
     marks = [[f for f in unit if f.startswith("g:")] for unit in feats]
     assert marks == [[], ["g:disease=B"], ["g:disease=I"], ["g:disease=E"], [], ["g:disease=S"]]
-    assert "g+1:disease=S" in feats[4] and "g-1:disease=E" in feats[4] and "u=患" in feats[0] and "bos" in feats[0] and "bi+=患|糖" in feats[0]
+    assert (
+        "g+1:disease=S" in feats[4]
+        and "g-1:disease=E" in feats[4]
+        and "u=患" in feats[0]
+        and "bos" in feats[0]
+        and "bi+=患|糖" in feats[0]
+    )
 
 
 FILL = "的了是在有和我也就都而及与着或"
-DISEASES = ["糖尿病", "高血压", "肺炎", "胃溃疡", "哮喘", "贫血", "痛风", "肝硬化", "心肌梗死", "脑卒中", "肾结石", "白血病"]
+DISEASES = [
+    "糖尿病",
+    "高血压",
+    "肺炎",
+    "胃溃疡",
+    "哮喘",
+    "贫血",
+    "痛风",
+    "肝硬化",
+    "心肌梗死",
+    "脑卒中",
+    "肾结石",
+    "白血病",
+]
 
 
 def _ner_json(path: Path, diseases: list[str], n: int, seed: int) -> Path:

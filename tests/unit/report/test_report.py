@@ -125,6 +125,28 @@ def test_the_build_prints_failed_key_metrics_and_verdicts(folders: list[Path], t
     assert "note: The teacher (teacher, accuracy 0.9000) does not beat the classical baseline" in printed
 
 
+def test_a_search_on_dev_is_shown_with_every_trial(folders: list[Path], tmp_path: Path) -> None:
+    trials = [
+        {
+            "trial": 0,
+            "params": {"lr": 0.001, "class_weights": True},
+            "state": "complete",
+            "dev": 0.81,
+            "minutes": 1.5,
+            "chosen": True,
+        },
+        {"trial": 1, "params": {"lr": 0.0003, "class_weights": False}, "state": "pruned", "minutes": 0.4},
+    ]
+    (folders[1] / "search.json").write_text(json.dumps({"metric": "macro_f1", "trials": trials, "minutes": 1.9,
+                                                        "chosen": trials[0]["params"]}))  # fmt: skip
+    out = run_report(ReportConfig(inputs=folders, out_dir=tmp_path / "report", show_progress=False))
+    md = (out / "report.md").read_text()
+    assert "teacher: 2 trials in 1.9 min, chosen on dev macro_f1: lr=0.001, class_weights=True" in md
+    assert "| 0 (chosen) | lr=0.001, class_weights=True | complete | 0.81 | 1.5 |" in md
+    assert "| 1 | lr=0.0003, class_weights=False | pruned | – | 0.4 |" in md
+    assert "<h2>Search on dev</h2>" in (out / "report.html").read_text()
+
+
 def test_html_is_self_contained(folders: list[Path], tmp_path: Path) -> None:
     out = run_report(ReportConfig(inputs=folders, out_dir=tmp_path / "report", show_progress=False, title="T <x>"))
     page = (out / "report.html").read_text()
