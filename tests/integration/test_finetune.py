@@ -213,7 +213,8 @@ def test_a_trial_below_the_median_is_pruned_after_a_dev_evaluation():
     from lmtailor.train.search import PruneOnDev
 
     class Trial:
-        reported: list = []
+        def __init__(self):
+            self.reported = []
 
         def report(self, value, step):
             self.reported.append((value, step))
@@ -221,9 +222,10 @@ def test_a_trial_below_the_median_is_pruned_after_a_dev_evaluation():
         def should_prune(self):
             return self.reported[-1][0] < 0.5
 
-    callback = PruneOnDev(Trial(), "macro_f1")
+    trial = Trial()
+    callback = PruneOnDev(trial, "macro_f1")
     callback.on_evaluate(None, None, None, metrics={"eval_macro_f1": 0.7, "eval_loss": 1.0})
     callback.on_evaluate(None, None, None, metrics={"eval_loss": 1.0})  # no score: nothing reported
-    with pytest.raises(optuna.TrialPruned, match="eval_macro_f1 0.3000 after evaluation 2"):
+    with pytest.raises(optuna.TrialPruned, match=r"eval_macro_f1 0\.3000 after evaluation 2"):
         callback.on_evaluate(None, None, None, metrics={"eval_macro_f1": 0.3})
-    assert Trial.reported == [(0.7, 1), (0.3, 2)]
+    assert trial.reported == [(0.7, 1), (0.3, 2)]

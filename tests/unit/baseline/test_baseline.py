@@ -76,7 +76,7 @@ def test_bad_input_is_named_and_nothing_is_written(tmp_path: Path):
         _cfg(tmp_path, "ner", train, train, None, metric="accuracy")
     ner = tmp_path / "ner.tsv"
     ner.write_text("a\tO\nb\tB-X\n", encoding="utf-8")
-    with pytest.raises(InputNotFoundError, match="glossary .*nope.txt"):
+    with pytest.raises(InputNotFoundError, match=r"glossary .*nope\.txt"):
         run_baseline(_cfg(tmp_path, "ner", ner, ner, None, glossary=[tmp_path / "nope.txt"]))
     assert not (tmp_path / "bl-cls").exists() and not (tmp_path / "bl-ner").exists()
 

@@ -95,8 +95,10 @@ def test_teacher_and_student_are_judged_against_the_baseline(folders: list[Path]
     assert (student["value"], student["status"]) == (-0.5, "fail")
     assert student["detail"] == "0.8800 vs 0.8850 (accuracy)"
     [verdict] = data["verdicts"]
-    assert verdict.startswith("The final model (student, accuracy 0.8800) does not beat the classical baseline "
-                              "(tfidf, 0.8850, 1.5 MB) by 1 point(s): on this task the baseline is as good")  # fmt: skip
+    assert verdict.startswith(
+        "The final model (student, accuracy 0.8800) does not beat the classical baseline (tfidf, 0.8850, 1.5 MB) "
+        "by 1 point(s): on this task the baseline is as good"
+    )
     assert data["student"] == str(folders[2])  # the baseline is never taken for the final model
     row = next(r for r in data["ledger"] if r["model"] == "tfidf")
     assert (row["size_mb"], row["throughput"], row["test"], row["drop_points"]) == (1.5, 900.0, 0.885, 1.5)
