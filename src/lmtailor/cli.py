@@ -247,6 +247,35 @@ def _print_verdicts(results) -> None:
             console.print(f"[green]all key metrics pass or n/a[/] ({path.parent / 'report.html'})")
 
 
+@app.command("init")
+def init_cmd(
+    task: Annotated[str, typer.Option("--task", help="cls (one label per text) or ner (entity tags).")],
+    train: Annotated[Path, typer.Option("--train", help="Labelled training file.")],
+    dev: Annotated[Path, typer.Option("--dev", help="Labelled dev file: every choice is measured on it.")],
+    test: Annotated[Path, typer.Option("--test", help="Labelled test file (scored once, by the build).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Recipe file to write (YAML).")],
+    corpus: Annotated[
+        list[Path] | None, typer.Option("--corpus", help="Unlabelled domain text (files or folders); repeatable.")
+    ] = None,
+    work: Annotated[str, typer.Option(help="Work folder the recipe's build writes into.")] = "work",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing recipe file.")] = False,
+) -> None:
+    """Write a starting recipe for your data: metric, baseline, teacher search, tokenizer size, compression."""
+    _quiet_transformers()
+    from lmtailor.recipe.init import run_init
+
+    try:
+        path, c = run_init(task, train, dev, test, corpus or [], out, overwrite=overwrite, work=work)
+    except LmtailorError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {path}")
+    typer.echo(f"metric: {c.metric} ({c.metric_why})")
+    typer.echo(f"max_length: {c.max_length} ({c.length_why})")
+    typer.echo(f"tokenizer: {c.tokenizer_why}")
+    typer.echo(f"next: lmtailor build {path}")
+
+
 @app.command("plan")
 def plan_cmd(
     preset: Annotated[str | None, typer.Option(help="tiny, mini, small or litebert.")] = None,

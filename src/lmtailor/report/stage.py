@@ -103,6 +103,25 @@ def baseline_checks(config: ReportConfig, baseline, teacher, student) -> tuple[l
     return rows, verdicts
 
 
+def tokenizer_verdict(evals: list[dict]) -> str | None:
+    """A sentence when the domain tokenizer is no better than the general one on held-out text: a corpus too small
+    for a domain tokenizer to pay (the trimmed general vocabulary is then the better choice)."""
+    if not evals:
+        return None
+    results = evals[0]["results"]
+    mine, ref = results.get("tokenizer", {}), results.get("reference", {})
+    key, what = collect.coverage_key(mine)
+    fert = "tokens_per_han_char" if key == "han_char_coverage" else "tokens_per_word"
+    if None in (mine.get(key), ref.get(key), mine.get(fert), ref.get(fert)):
+        return None
+    if mine[key] > ref[key] and mine[fert] < ref[fert]:
+        return None
+    return (f"The domain tokenizer is no better than the general one on the held-out text (coverage of {what}: "
+            f"{mine[key]:.3f} vs {ref[key]:.3f}; {fert.replace('_', ' ')}: {mine[fert]:.3f} vs {ref[fert]:.3f}): "
+            "the corpus is too small for a domain tokenizer to pay. Keep the general vocabulary, trimmed to the "
+            "domain's tokens (`vocab trim`), or give the tokenizer more domain text.")  # fmt: skip
+
+
 def _term_table(evals: list[dict], limit: int = 12) -> list[dict]:
     """Terms the general tokenizer breaks most often, tokenised by both tokenizers."""
     if not evals:
@@ -318,6 +337,8 @@ def run_report(config: ReportConfig) -> Path:
     evals = collect.tokenizer_evals(folders)
     baseline = next((r for r in reversed(rows) if r.stage.startswith("baseline")), None)
     checks, verdicts = baseline_checks(config, baseline, teacher, student)
+    if tok_verdict := tokenizer_verdict(evals):
+        verdicts.append(tok_verdict)
     with stage_output(config) as out:
         for i, f in enumerate(folders):
             out.add_input(f"folder[{i}]", f.path, hash_content=False)

@@ -149,6 +149,20 @@ def test_a_search_on_dev_is_shown_with_every_trial(folders: list[Path], tmp_path
     assert "<h2>Search on dev</h2>" in (out / "report.html").read_text()
 
 
+def test_the_report_says_when_a_domain_tokenizer_does_not_pay(folders: list[Path], tmp_path: Path) -> None:
+    ev = json.loads((folders[0] / "eval.json").read_text())  # the fixture's tokenizer: 0.96 / 1.1 vs 0.93 / 1.3
+    out = run_report(ReportConfig(inputs=folders, out_dir=tmp_path / "r1", show_progress=False))
+    assert not any("domain tokenizer" in v for v in json.loads((out / "report.json").read_text())["verdicts"])
+    # The unseen task: 0.928 vs 0.950 whole-word coverage, 1.139 vs 1.076 tokens per word.
+    ev["results"]["tokenizer"].update(whole_word_coverage=0.928, tokens_per_word=1.139)
+    ev["results"]["reference"].update(whole_word_coverage=0.950, tokens_per_word=1.076)
+    (folders[0] / "eval.json").write_text(json.dumps(ev))
+    out = run_report(ReportConfig(inputs=folders, out_dir=tmp_path / "r2", show_progress=False))
+    [verdict] = [v for v in json.loads((out / "report.json").read_text())["verdicts"] if "domain tokenizer" in v]
+    assert "(coverage of whole words that are one token: 0.928 vs 0.950; tokens per word: 1.139 vs 1.076)" in verdict
+    assert "too small for a domain tokenizer to pay" in verdict and "vocab trim" in verdict
+
+
 def test_html_is_self_contained(folders: list[Path], tmp_path: Path) -> None:
     out = run_report(ReportConfig(inputs=folders, out_dir=tmp_path / "report", show_progress=False, title="T <x>"))
     page = (out / "report.html").read_text()
