@@ -102,7 +102,7 @@ def choose_tokenizer(corpus_texts: list[str], heldout: list[str], general) -> tu
     for size in SIZES:
         cfg = TokenizerTrainConfig.build(inputs=[Path(".")], out_dir=Path(".") / "unused", vocab_size=size,
                                          show_progress=False)  # fmt: skip
-        tok, info = train_tokenizer(iter(corpus_texts), [], cfg)
+        tok, _ = train_tokenizer(iter(corpus_texts), [], cfg)
         result = measure({"domain": tok}, batches(), None)["domain"]
         cov, _ = _coverage(result)
         actual = tok.get_vocab_size()
