@@ -106,14 +106,15 @@ def skew_advice(counts: Counter, metric: TargetMetric, class_weights: bool | Non
         return None
     todo = []
     if metric.kind in ("accuracy", "entity_f1"):
-        todo.append(f"metric macro_f1 (or f1:{rare} for the label that matters)")
+        todo.append(f"{metric.name} hides the rare labels: use metric macro_f1 (or f1:{rare} for the label that "
+                    "matters)")  # fmt: skip
     if class_weights is False:
-        todo.append("class_weights: true")
+        todo.append("class_weights: true makes the loss count the rare labels")
+    if not todo:
+        return None
     share = n_rare / sum(counts.values())
     head = (
         f"skewed labels: {top!r} has {n_top:,} training examples, {rare!r} {n_rare:,} ({share:.1%} of all; "
         f"{ratio:.0f}× fewer, threshold {SKEW_RATIO:.0f}×)"
     )
-    if not todo:
-        return None
-    return f"{head}; {metric.name} hides the rare labels: consider {' and '.join(todo)}."
+    return f"{head}; {'; '.join(todo)}."
