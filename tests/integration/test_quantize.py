@@ -67,7 +67,10 @@ def test_int8_is_close_smaller_and_loads(task, cls_model, ner_model, tmp_path):
     assert metrics["size_ratio"] < 0.5 and metrics["bytes_after"] == (out / "model.onnx").stat().st_size
     assert metrics["probe"]["max_abs_diff"] <= LOGIT_TOLERANCE and metrics["probe"]["argmax_agreement"] >= 0.9
     report = metrics["eval"]
-    assert report["metric"] == ("accuracy" if task == "cls" else "f1") and report["positions"] in ("features", "tokens")
+    assert report["metric"] == ("accuracy" if task == "cls" else "entity_f1") and report["positions"] in (
+        "features",
+        "tokens",
+    )
     assert report["example_agreement"] >= 0.75 and report["position_agreement"] >= 0.9
     assert abs(report["delta"] - (report["quantized"] - report["fp32"])) < 1e-6
     for name in ("eval_fp32.json", "eval_quantized.json", "predictions_quantized.jsonl", "config.json", "task.json"):
