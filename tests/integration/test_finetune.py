@@ -229,3 +229,26 @@ def test_a_trial_below_the_median_is_pruned_after_a_dev_evaluation():
     with pytest.raises(optuna.TrialPruned, match=r"eval_macro_f1 0\.3000 after evaluation 2"):
         callback.on_evaluate(None, None, None, metrics={"eval_macro_f1": 0.3})
     assert trial.reported == [(0.7, 1), (0.3, 2)]
+
+
+def test_the_first_half_of_a_trials_evaluations_is_never_pruned():
+    import optuna
+
+    from lmtailor.train.config import FinetuneConfig
+    from lmtailor.train.search import warmup_evaluations
+
+    def protected(epochs: float) -> list[int]:
+        cfg = FinetuneConfig.build(task="cls", model="m", train="t.jsonl", out_dir="o", epochs=epochs)
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=0, n_warmup_steps=warmup_evaluations(cfg) + 1)
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        study.optimize(lambda t: [t.report(1.0, s) for s in range(1, 6)] and 1.0, n_trials=1)  # one good trial
+        trial = study.ask()
+        steps = []
+        for step in range(1, int(epochs) + 1):  # a trial far below the median at every evaluation
+            trial.report(0.0, step)
+            if not trial.should_prune():
+                steps.append(step)
+        return steps
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    assert protected(2) == [1] and protected(4) == [1, 2] and protected(5) == [1, 2, 3]

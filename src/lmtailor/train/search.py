@@ -1,7 +1,7 @@
 """Tuning `finetune` and `distill` on dev within a budget: Optuna's TPE sampler proposes settings from the search
 space, each trial is an ordinary run of the stage (without the test split) into `.<out>.search/trial-N`, and
-Optuna's median pruner stops a trial whose dev score after an evaluation is below the median of earlier trials at
-the same point. The best trial by the task's metric (`lmtailor.tasks.target`) becomes the output: its folder is
+Optuna's median pruner stops a trial whose dev score after an evaluation in the second half of its epochs is below
+the median of earlier trials at the same point. The best trial by the task's metric (`lmtailor.tasks.target`) becomes the output: its folder is
 taken as it is, scored once on test, and given `search.json` with every trial (settings, dev score, state, minutes).
 
 Why Optuna and not HF `Trainer.hyperparameter_search`: the latter varies `TrainingArguments` only, and two of the
@@ -56,6 +56,15 @@ def suggest(trial, space: dict[str, list]) -> dict:
         else:
             params[name] = trial.suggest_float(name, float(values[0]), float(values[1]), log=kind == "log")
     return params
+
+
+def warmup_evaluations(config: FinetuneConfig) -> int:
+    """Dev evaluations never pruned: those of the first half of a trial's epochs (with per-epoch evaluation). A rare
+    class is often not predicted at all after the first epoch (F1 0.0 on the bench's exclusivity task, in a trial
+    whose settings did well when run in full), so an early evaluation says little about the last."""
+    if config.eval_every:  # evaluations every N steps: their count is not known here; the first one is protected
+        return 1
+    return max(1, math.ceil(config.epochs / 2))
 
 
 class PruneOnDev(TrainerCallback):
@@ -115,7 +124,8 @@ def run_search(config: FinetuneConfig, run: Callable[..., Path]) -> Path:
         return -math.inf if value is None else float(value)
 
     sampler = optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=min(4, config.search_trials))
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    # Optuna prunes from step n_warmup_steps on; evaluations are steps 1, 2, ...: the protected ones are never judged.
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup_evaluations(config) + 1)
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     timeout = config.search_minutes * 60 if config.search_minutes else None
