@@ -1,8 +1,9 @@
 """Tuning `finetune` and `distill` on dev within a budget: Optuna's TPE sampler proposes settings from the search
 space, each trial is an ordinary run of the stage (without the test split) into `.<out>.search/trial-N`, and
 Optuna's median pruner stops a trial whose dev score after an evaluation in the second half of its epochs is below
-the median of earlier trials at the same point. The best trial by the task's metric (`lmtailor.tasks.target`) becomes the output: its folder is
-taken as it is, scored once on test, and given `search.json` with every trial (settings, dev score, state, minutes).
+the median of earlier trials at the same point. The best trial by the task's metric (`lmtailor.tasks.target`)
+becomes the output: its folder is taken as it is, scored once on test, and given `search.json` with every trial
+(settings, dev score, state, minutes).
 
 Why Optuna and not HF `Trainer.hyperparameter_search`: the latter varies `TrainingArguments` only, and two of the
 settings worth searching here are not training arguments (class weights change the loss, max_length changes the
