@@ -7,12 +7,12 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from lmtailor.config import StageConfig, cli_flags, positional
-from lmtailor.errors import ConfigError
-from lmtailor.tasks.target import METRIC_HELP, parse_metric
+from lmtailor.config import StageConfig, positional
+from lmtailor.tasks.config import TaskFileFields
+from lmtailor.tasks.target import METRIC_HELP, check_metric
 
 
-class BaselineConfig(StageConfig):
+class BaselineConfig(TaskFileFields, StageConfig):
     """A strong classical model for the task, tuned on dev: what every neural model of a build must beat."""
 
     stage: ClassVar[str] = "baseline"
@@ -28,15 +28,6 @@ class BaselineConfig(StageConfig):
     )
     test: Path | None = Field(None, description="Test file, scored once with the chosen model.")
     metric: str | None = Field(None, description=METRIC_HELP)
-    text_field: str = Field("text", description="cls: name of the text field/column.")
-    label_field: str = Field("label", description="cls: name of the label field/column.")
-    ner_format: Literal["auto", "columns", "spans"] = Field(
-        "auto", description="ner: file format (auto by suffix).", json_schema_extra=cli_flags("--format")
-    )
-    nested: Literal["outer", "inner", "first"] = Field("outer", description="ner: which of nested entities to keep.")
-    invalid_tags: Literal["repair", "error"] = Field(
-        "repair", description="ner: an I- without B- is repaired or an error."
-    )
     features: Literal["auto", "words", "chars"] = Field(
         "auto",
         description="cls: words (word 1-2-grams + character 2-5-grams within words), chars (character "
@@ -60,10 +51,7 @@ class BaselineConfig(StageConfig):
 
     @model_validator(mode="after")
     def _known_metric(self) -> BaselineConfig:
-        try:
-            parse_metric(self.metric, self.task)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+        check_metric(self.metric, self.task)
         if not self.c_grid or min(self.c_grid) <= 0:
             raise ValueError("c_grid needs at least one value, each > 0")
         if not self.crf_c1 or not self.crf_c2 or min(*self.crf_c1, *self.crf_c2) < 0:

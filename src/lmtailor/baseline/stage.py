@@ -15,23 +15,17 @@ from pathlib import Path
 
 from lmtailor.baseline.config import BaselineConfig
 from lmtailor.outputs import check_out_dir, stage_output, write_json
-from lmtailor.tasks import check_splits, read_cls, read_ner
+from lmtailor.tasks import check_splits
 from lmtailor.tasks.tags import spans_from_tags
 from lmtailor.tasks.target import TargetMetric, label_counts, parse_metric, skew_advice
 
 log = logging.getLogger(__name__)
 
 
-def _read(config: BaselineConfig, path: Path):
-    if config.task == "cls":
-        return read_cls(path, text_field=config.text_field, label_field=config.label_field)
-    return read_ner(path, fmt=config.ner_format, nested=config.nested, invalid_tags=config.invalid_tags)
-
-
 def read_splits(config: BaselineConfig):
-    train = _read(config, config.train)
-    dev = _read(config, config.dev) if config.dev else None
-    test = _read(config, config.test) if config.test else None
+    train = config.read_task(config.task, config.train)
+    dev = config.read_task(config.task, config.dev) if config.dev else None
+    test = config.read_task(config.task, config.test) if config.test else None
     check_splits(train, *[d for d in (dev, test) if d is not None])
     return train, dev, test
 

@@ -5,9 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from lmtailor.config import StageConfig, positional
+from lmtailor.config import StageConfig, cli_flags, positional
+
+
+class TaskFileFields(BaseModel):
+    """How labelled task files are read: the fields `finetune`, `distill` and `baseline` share, defined once."""
+
+    text_field: str = Field("text", description="cls: name of the text field/column.")
+    label_field: str = Field("label", description="cls: name of the label field/column.")
+    ner_format: Literal["auto", "columns", "spans"] = Field(
+        "auto", description="ner: file format (auto by suffix).", json_schema_extra=cli_flags("--format")
+    )
+    nested: Literal["outer", "inner", "first"] = Field("outer", description="ner: which of nested entities to keep.")
+    invalid_tags: Literal["repair", "error"] = Field(
+        "repair", description="ner: an I- without B- is repaired or an error."
+    )
+
+    def read_task(self, task: str, path: Path):
+        """The labelled examples of `path` (`TaskData`), read as these fields say."""
+        from lmtailor.tasks.readers import read_cls, read_ner
+
+        if task == "cls":
+            return read_cls(path, text_field=self.text_field, label_field=self.label_field)
+        return read_ner(path, fmt=self.ner_format, nested=self.nested, invalid_tags=self.invalid_tags)
 
 
 class EvaluateConfig(StageConfig):

@@ -85,6 +85,15 @@ def parse_metric(spec: str | None, task: str) -> TargetMetric:
     raise ConfigError(f"metric {spec!r} is not a {task} metric{hint}; choose one of {choices}.")
 
 
+def check_metric(spec: str | None, task: str) -> None:
+    """For a config's validator: a metric name that is not valid for the task raises `ValueError` (pydantic then
+    reports it with the field, as for any other bad value)."""
+    try:
+        parse_metric(spec, task)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def label_counts(examples: Iterable, task: str) -> Counter:
     """Training examples per label (cls) or entities per type (ner)."""
     counts: Counter = Counter()

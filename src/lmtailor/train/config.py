@@ -9,8 +9,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from lmtailor.config import StageConfig, cli_flags, positional
-from lmtailor.errors import ConfigError
-from lmtailor.tasks.target import METRIC_HELP, parse_metric
+from lmtailor.tasks.config import TaskFileFields
+from lmtailor.tasks.target import METRIC_HELP, check_metric
 
 
 class PretrainConfig(StageConfig):
@@ -92,7 +92,7 @@ def _number(value):
     return value
 
 
-class FinetuneConfig(StageConfig):
+class FinetuneConfig(TaskFileFields, StageConfig):
     """Fine-tune an HF encoder on a labelled classification or NER task."""
 
     stage: ClassVar[str] = "finetune"
@@ -110,15 +110,6 @@ class FinetuneConfig(StageConfig):
     )
     dev: Path | None = Field(None, description="Dev file: early stopping and best-checkpoint selection.")
     test: Path | None = Field(None, description="Test file, evaluated once at the end with the best checkpoint.")
-    text_field: str = Field("text", description="cls: name of the text field/column.")
-    label_field: str = Field("label", description="cls: name of the label field/column.")
-    ner_format: Literal["auto", "columns", "spans"] = Field(
-        "auto", description="ner: file format (auto by suffix).", json_schema_extra=cli_flags("--format")
-    )
-    nested: Literal["outer", "inner", "first"] = Field("outer", description="ner: which of nested entities to keep.")
-    invalid_tags: Literal["repair", "error"] = Field(
-        "repair", description="ner: an I- without B- is repaired or an error."
-    )
     max_length: int = Field(256, ge=8, le=8192, description="Tokens per window, special tokens included.")
     long_text: Literal["head", "head_tail", "windows"] = Field(
         "head", description="cls: texts over max_length keep the head, head + tail, or every window (averaged)."
@@ -183,10 +174,7 @@ class FinetuneConfig(StageConfig):
 
     @model_validator(mode="after")
     def _known_metric(self) -> FinetuneConfig:
-        try:
-            parse_metric(self.metric, self.task)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+        check_metric(self.metric, self.task)
         for name, values in self.search_space.items():
             if name not in SEARCHABLE:
                 raise ValueError(f"search_space: {name!r} cannot be searched; choose from {', '.join(SEARCHABLE)}")

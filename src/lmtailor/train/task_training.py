@@ -24,7 +24,7 @@ from lmtailor.errors import ConfigError
 from lmtailor.models.folder import check_model_folder
 from lmtailor.models.task_folder import TaskSpec
 from lmtailor.outputs import check_out_dir, stage_output, write_json
-from lmtailor.tasks import check_splits, read_cls, read_ner
+from lmtailor.tasks import check_splits
 from lmtailor.tasks.align import decode_cls, decode_ner, encode_cls, encode_ner
 from lmtailor.tasks.evaluate import evaluate_split
 from lmtailor.tasks.metrics import classification_metrics, ner_metrics
@@ -42,9 +42,7 @@ def checkpoint_dir(config: FinetuneConfig) -> Path:
 
 
 def _read(config: FinetuneConfig, path: Path):
-    if config.task == "cls":
-        return read_cls(path, text_field=config.text_field, label_field=config.label_field)
-    return read_ner(path, fmt=config.ner_format, nested=config.nested, invalid_tags=config.invalid_tags)
+    return config.read_task(config.task, path)
 
 
 def encode_split(config: FinetuneConfig, tokenizer, data, label2id):
