@@ -117,13 +117,13 @@ def task_metric(folder: Folder) -> tuple[str | None, float | None, dict[str, flo
         per = ev.get("per_class") or ev.get("per_type") or {}
         if "metric" in ev:  # the metric the model was chosen by (`lmtailor.tasks.target`)
             name, value = ev["metric"], ev.get("metric_value")
-        else:  # evaluations written before the metric was a choice
-            name = "accuracy" if "accuracy" in ev else "f1"
-            value = ev.get(name)
+        else:  # evaluations written before the metric was a choice: accuracy, or NER's strict entity F1
+            value = ev.get("accuracy" if "accuracy" in ev else "f1")
+            name = "accuracy" if "accuracy" in ev else "entity_f1"
         return name, value, {k: v.get("f1") for k, v in per.items() if isinstance(v, dict)}
     q = folder.manifest.get("metrics", {}).get("eval")
     if isinstance(q, dict) and q.get("quantized") is not None:
-        return q.get("metric"), q["quantized"], {}
+        return {"f1": "entity_f1"}.get(q.get("metric"), q.get("metric")), q["quantized"], {}
     return None, None, {}
 
 

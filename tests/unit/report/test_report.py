@@ -248,3 +248,17 @@ def test_class_names_no_font_can_draw_become_row_numbers(tmp_path: Path, monkeyp
     assert plots.drawable(["a b", "c"]) and not plots.drawable(["a", "盗窃"])
     plots.per_class_f1(teacher, None, tmp_path / "b.png")
     assert drawn["ticks"] == ["1", "2"]
+
+
+def test_folders_written_before_the_metric_choice_read_as_accuracy_or_entity_f1(tmp_path: Path) -> None:
+    from lmtailor.report.collect import Folder, task_metric
+
+    old_ner = _manifest(tmp_path / "ner", "finetune-ner")
+    (old_ner / "eval_test.json").write_text(json.dumps({"f1": 0.62, "precision": 0.6, "per_type": {}}))
+    old_q = _manifest(tmp_path / "q", "quantize", eval={"metric": "f1", "quantized": 0.55})
+    new = _manifest(tmp_path / "new", "finetune-cls")
+    (new / "eval_test.json").write_text(json.dumps({"accuracy": 0.9, "macro_f1": 0.7, "metric": "macro_f1",
+                                                    "metric_value": 0.7}))  # fmt: skip
+    read = {f.name: task_metric(Folder(f.name, f, "", json.loads((f / "lmtailor.json").read_text())))[:2]
+            for f in (old_ner, old_q, new)}  # fmt: skip
+    assert read == {"ner": ("entity_f1", 0.62), "q": ("entity_f1", 0.55), "new": ("macro_f1", 0.7)}
