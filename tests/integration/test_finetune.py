@@ -228,7 +228,7 @@ def test_a_trial_below_the_median_is_pruned_after_a_dev_evaluation():
     callback.on_evaluate(None, None, None, metrics={"eval_loss": 1.0})  # no score: nothing reported
     with pytest.raises(optuna.TrialPruned, match=r"eval_macro_f1 0\.3000 after evaluation 2"):
         callback.on_evaluate(None, None, None, metrics={"eval_macro_f1": 0.3})
-    assert trial.reported == [(0.7, 1), (0.3, 2)]
+    assert trial.reported == [(0.7, 1), (0.3, 2)] and callback.last == 0.3
 
 
 def test_the_first_half_of_a_trials_evaluations_is_never_pruned():

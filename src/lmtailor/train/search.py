@@ -72,7 +72,7 @@ class PruneOnDev(TrainerCallback):
     """Report each dev evaluation to the Optuna trial; stop the trial when the pruner says it is not promising."""
 
     def __init__(self, trial, key: str) -> None:
-        self.trial, self.key, self.step = trial, f"eval_{key}", 0
+        self.trial, self.key, self.step, self.last = trial, f"eval_{key}", 0, None
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         import optuna
@@ -81,7 +81,8 @@ class PruneOnDev(TrainerCallback):
         if value is None:
             return
         self.step += 1
-        self.trial.report(float(value), self.step)
+        self.last = float(value)
+        self.trial.report(self.last, self.step)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"dev {self.key} {value:.4f} after evaluation {self.step}")
 
@@ -113,10 +114,12 @@ def run_search(config: FinetuneConfig, run: Callable[..., Path]) -> Path:
         records.append(record)
         log.info("search trial %d of %d: %s", trial.number + 1, config.search_trials, params)
         t0 = time.perf_counter()
+        prune = PruneOnDev(trial, target.log_key)
         try:
-            out = run(trial_cfg, callbacks=[PruneOnDev(trial, target.log_key)])
+            out = run(trial_cfg, callbacks=[prune])
         except optuna.TrialPruned as exc:
-            record.update(state="pruned", minutes=round((time.perf_counter() - t0) / 60, 2), note=str(exc))
+            record.update(state="pruned", minutes=round((time.perf_counter() - t0) / 60, 2), note=str(exc),
+                          dev_when_pruned=prune.last)  # fmt: skip
             raise
         value = target.value(json.loads((out / "eval_dev.json").read_text(encoding="utf-8")))
         record.update(state="complete", minutes=round((time.perf_counter() - t0) / 60, 2),
