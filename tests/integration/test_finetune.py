@@ -252,3 +252,18 @@ def test_the_first_half_of_a_trials_evaluations_is_never_pruned():
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     assert protected(2) == [1] and protected(4) == [1, 2] and protected(5) == [1, 2, 3]
+
+
+def test_a_search_on_a_small_dev_split_is_warned_about(tmp_path):
+    from lmtailor.tasks.target import parse_metric
+    from lmtailor.train.config import FinetuneConfig
+    from lmtailor.train.search import small_dev_warning
+
+    dev = _cls_file(tmp_path / "dev.jsonl", 60, 1)
+    cfg = FinetuneConfig.build(task="cls", model="m", train=dev, dev=dev, out_dir=tmp_path / "o",
+                               metric="f1:indemnity")  # fmt: skip
+    n = sum('"indemnity"' in line for line in dev.read_text().splitlines())
+    assert small_dev_warning(cfg, parse_metric("f1:indemnity", "cls")).startswith(
+        f"the search chooses on {dev}, which has {n} examples of 'indemnity' (under 50)"
+    )
+    assert small_dev_warning(cfg, parse_metric(None, "cls")) is None  # 60 examples in all
