@@ -267,3 +267,18 @@ def test_a_search_on_a_small_dev_split_is_warned_about(tmp_path):
         f"the search chooses on {dev}, which has {n} examples of 'indemnity' (under 50)"
     )
     assert small_dev_warning(cfg, parse_metric(None, "cls")) is None  # 60 examples in all
+
+
+def test_the_skew_warning_does_not_recommend_what_the_search_already_tries(tmp_path, caplog):
+    from lmtailor.train.finetune import read_splits
+
+    train = tmp_path / "train.jsonl"
+    rows = [{"text": f"common text {i}", "label": "common"} for i in range(40)] + [{"text": "rare", "label": "rare"}]
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    plain = FinetuneConfig.build(task="cls", model="m", train=train, out_dir=tmp_path / "o")
+    searched = plain.model_copy(update={"search_trials": 2, "search_space": {"class_weights": [False, True]}})
+    with caplog.at_level("WARNING"):
+        read_splits(plain)
+        read_splits(searched)
+    first, second = [r.getMessage() for r in caplog.records if "skewed labels" in r.getMessage()]
+    assert "class_weights: true" in first and "class_weights" not in second and "macro_f1" in second

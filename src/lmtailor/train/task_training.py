@@ -161,8 +161,8 @@ def read_splits(config: FinetuneConfig) -> tuple:
         train.examples = train.examples[: config.max_train_examples]
     target = parse_metric(config.metric, config.task)
     target.check_labels(train.labels, str(config.train))
-    if config.task == "cls" and (advice := skew_advice(label_counts(train.examples, "cls"), target,
-                                                       config.class_weights)):  # fmt: skip
+    weighted = config.class_weights or "class_weights" in config.search_space  # a search that tries them counts
+    if config.task == "cls" and (advice := skew_advice(label_counts(train.examples, "cls"), target, weighted)):
         log.warning("%s: %s", config.train, advice)
     return train, dev, test
 
