@@ -198,3 +198,17 @@ def test_zh_med_ner_training_sentences_as_corpus(tmp_path: Path, shared_data: Pa
     texts = [r.text for r in iter_records([out], split="train")]
     assert any("心肌梗死" in t or "心肌" in t for t in texts)
     assert not any(" B_" in t or " O\n" in t for t in texts)  # tags are not text
+
+
+def test_a_split_left_empty_by_few_documents_is_warned_about(tmp_path: Path, caplog) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i in range(2):  # two large documents, split whole: at least one of three splits stays empty
+        (raw / f"part{i}.txt").write_text(f"Document {i} sentence about protein kinase inhibitors.\n" * 50)
+    with caplog.at_level("WARNING"):
+        run(CorpusConfig(inputs=[raw], out_dir=tmp_path / "c", split_ratios=[0.8, 0.1, 0.1], show_progress=False))
+    stats = json.loads((tmp_path / "c" / "stats.json").read_text())
+    empty = [s for s in ("train", "dev", "test") if stats["records"][s] == 0]
+    warned = [r.getMessage() for r in caplog.records if "is empty although its share" in r.getMessage()]
+    assert empty and len(warned) == len(empty) and all(f"split {s!r}" in " ".join(warned) for s in empty)
+    assert "2 document(s) were kept" in warned[0]

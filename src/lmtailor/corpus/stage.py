@@ -142,6 +142,14 @@ def run(config: CorpusConfig) -> Path:
             raise EmptyInputError(_empty_message(inputs + ner_inputs, stats))
         write_json(out.dir / "stats.json", stats.to_json())
         out.metrics.update(stats.metrics())
+    for name, ratio in zip(SPLITS, config.split_ratios, strict=True):
+        if ratio > 0 and stats.records[name] == 0:  # a later stage reading this split would find no text
+            log.warning(
+                "corpus: split %r is empty although its share is %g: %d document(s) were kept and documents are "
+                "split whole, so none fell into it; give more and smaller documents, or set its share to 0 and hold "
+                "text out another way (for example a second corpus stage on a task's dev file).",
+                name, ratio, stats.documents_kept,
+            )  # fmt: skip
     log.info(
         "corpus: %d of %d documents kept, %d records (%s), %d exact-duplicate records and %d near-duplicate "
         "documents removed, %d skipped -> %s",
