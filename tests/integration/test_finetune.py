@@ -282,3 +282,12 @@ def test_the_skew_warning_does_not_recommend_what_the_search_already_tries(tmp_p
         read_splits(searched)
     first, second = [r.getMessage() for r in caplog.records if "skewed labels" in r.getMessage()]
     assert "class_weights: true" in first and "class_weights" not in second and "macro_f1" in second
+
+
+def test_a_search_under_torchrun_is_refused(tmp_path, monkeypatch):
+    dev = _cls_file(tmp_path / "dev.jsonl", 10, 1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg = FinetuneConfig.build(task="cls", model="m", train=dev, dev=dev, out_dir=tmp_path / "o", search_trials=2)
+    with pytest.raises(ConfigError, match="one process: start it without torchrun"):
+        run_finetune(cfg)
+    assert not (tmp_path / "o").exists() and not (tmp_path / ".o.search").exists()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -117,10 +118,15 @@ def run_search(config: FinetuneConfig, run: Callable[..., Path]) -> Path:
     stage's own function (`run_finetune` or `run_distill`)."""
     import optuna
 
-    if config.dev is None:
-        from lmtailor.errors import ConfigError
+    from lmtailor.errors import ConfigError
 
+    if config.dev is None:
         raise ConfigError("search_trials needs --dev: the settings are chosen on it (never on test).")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each process would run its own study and prune on its own
+        raise ConfigError(
+            "search_trials runs in one process: start it without torchrun (each trial may still use one GPU), or "
+            "search with one device and train the chosen settings under torchrun."
+        )
     target = parse_metric(config.metric, config.task)
     if note := small_dev_warning(config, target):
         log.warning("%s", note)
@@ -163,8 +169,6 @@ def run_search(config: FinetuneConfig, run: Callable[..., Path]) -> Path:
     study.optimize(objective, n_trials=config.search_trials, timeout=timeout, gc_after_trial=True)
     complete = [r for r in records if r["state"] == "complete"]
     if not complete:
-        from lmtailor.errors import ConfigError
-
         raise ConfigError("the search finished no trial (all pruned or out of time); raise search_minutes or "
                           "search_trials.")  # fmt: skip
     best = max(complete, key=lambda r: -math.inf if r["dev"] is None else r["dev"])  # the earliest of ties
@@ -183,7 +187,6 @@ def _adopt(config: FinetuneConfig, trial_dir: Path, records: list[dict], best: d
     """The output folder of `config`: the best trial's files, its test score, and the search's record."""
     from lmtailor.models.task_folder import load_task_model
     from lmtailor.tasks.evaluate import evaluate_split
-    from lmtailor.train.task_training import _read
 
     trial_manifest = read_manifest(trial_dir)
     with stage_output(config) as out:
@@ -197,7 +200,7 @@ def _adopt(config: FinetuneConfig, trial_dir: Path, records: list[dict], best: d
         report = json.loads((out.dir / "finetune_report.json").read_text(encoding="utf-8"))
         if config.test is not None:
             model, tokenizer, spec = load_task_model(out.dir)
-            data = _read(config, config.test)
+            data = config.read_task(config.task, config.test)
             result = evaluate_split(model, tokenizer, spec, data, out.dir, "test", config.eval_batch_size)
             report["test"] = {k: v for k, v in result.items() if not isinstance(v, dict | list)}
         search = {"metric": metric, "trials": records, "chosen": best["params"], "minutes": minutes,
