@@ -23,6 +23,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from lmtailor.baseline.config import BaselineConfig
+from lmtailor.scripts import mostly_han
 from lmtailor.tasks.metrics import classification_metrics
 from lmtailor.tasks.target import TargetMetric
 
@@ -47,7 +48,7 @@ def fit_classifier(config: BaselineConfig, train, dev, target: TargetMetric) -> 
     kinds = ["words", "chars"] if config.features == "auto" else [config.features]
     weights = {"auto": [None, "balanced"], "none": [None], "balanced": ["balanced"]}[config.class_weights]
     if dev is None:  # nothing to choose on: one fit at the middle of the grid
-        kinds, weights = kinds[-1:] if _mostly_han(texts) else kinds[:1], weights[-1:]
+        kinds, weights = kinds[-1:] if mostly_han(texts) else kinds[:1], weights[-1:]
     c_grid = config.c_grid if dev else [sorted(config.c_grid)[len(config.c_grid) // 2]]
     trials, best, best_score = [], None, -np.inf
     for kind in kinds:
@@ -78,13 +79,6 @@ def fit_classifier(config: BaselineConfig, train, dev, target: TargetMetric) -> 
     chosen["chosen"] = True
     log.info("baseline: chosen %s", chosen)
     return model, trials
-
-
-def _mostly_han(texts: Sequence[str], sample: int = 200) -> bool:
-    chars = "".join(texts[:sample])
-    han = sum(1 for ch in chars if "\u4e00" <= ch <= "\u9fff")
-    letters = sum(1 for ch in chars if ch.isalpha())
-    return han > letters / 2
 
 
 def predict_texts(model: Pipeline, texts: Sequence[str], batch_size: int = 32) -> tuple[list[str], list[float], dict]:

@@ -8,7 +8,6 @@ so `lmtailor report` puts the baseline in the ledger beside the neural models an
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from pathlib import Path
@@ -16,7 +15,8 @@ from pathlib import Path
 from lmtailor.baseline.config import BaselineConfig
 from lmtailor.outputs import check_out_dir, stage_output, write_json
 from lmtailor.tasks import check_splits
-from lmtailor.tasks.tags import spans_from_tags
+from lmtailor.tasks.metrics import write_split_results
+from lmtailor.tasks.tags import span_records
 from lmtailor.tasks.target import TargetMetric, label_counts, parse_metric, skew_advice
 
 log = logging.getLogger(__name__)
@@ -47,17 +47,12 @@ def _glossaries(config: BaselineConfig) -> list[tuple[str, object]]:
     return out
 
 
-def _write_eval(out_dir: Path, name: str, report: dict, target: TargetMetric, timing: dict, path: Path) -> dict:
-    report["metric"], report["metric_value"] = target.name, target.value(report)
-    report["throughput"] = timing
-    report["file"] = str(path)
-    write_json(out_dir / f"eval_{name}.json", report)
-    return report
-
-
-def _write_predictions(path: Path, lines: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+def _record(config: BaselineConfig, out_dir: Path, name: str, data, report: dict, lines: list[dict],
+            timing: dict) -> dict:  # fmt: skip
+    """Write the split's eval and predictions files as finetune does; its scalar scores for the manifest."""
+    report = write_split_results(out_dir, name, report, lines, config.metric, config.task, timing, data.path)
+    return {**{k: v for k, v in report.items() if not isinstance(v, dict | list)},
+            "examples_per_second": timing["examples_per_second"]}  # fmt: skip
 
 
 def _vectorizers(features) -> list:
@@ -86,19 +81,11 @@ def _cls(config: BaselineConfig, splits, target: TargetMetric, out) -> dict:
         if data is None:
             continue
         y_pred, margins, timing = predict_texts(model, [ex.text for ex in data.examples])
-        y_true = [ex.label for ex in data.examples]
-        report = _write_eval(out.dir, name, classification_metrics(y_true, y_pred, train.labels), target, timing,
-                             data.path)  # fmt: skip
-        _write_predictions(out.dir / f"predictions_{name}.jsonl",
-                           [{"id": ex.id, "label": ex.label, "predicted": p, "margin": round(m, 4)}
-                            for ex, p, m in zip(data.examples, y_pred, margins, strict=True)])  # fmt: skip
-        summary[name] = {k: v for k, v in report.items() if not isinstance(v, dict | list)}
-        summary[name]["examples_per_second"] = timing["examples_per_second"]
+        report = classification_metrics([ex.label for ex in data.examples], y_pred, train.labels)
+        lines = [{"id": ex.id, "label": ex.label, "predicted": p, "margin": round(m, 4)}
+                 for ex, p, m in zip(data.examples, y_pred, margins, strict=True)]  # fmt: skip
+        summary[name] = _record(config, out.dir, name, data, report, lines, timing)
     return summary
-
-
-def _spans(text: str, units, tags) -> list[dict]:
-    return [{"start": s, "end": e, "type": t, "text": text[s:e]} for s, e, t in spans_from_tags(units, tags)]
 
 
 def _ner(config: BaselineConfig, splits, target: TargetMetric, out) -> dict:
@@ -119,18 +106,15 @@ def _ner(config: BaselineConfig, splits, target: TargetMetric, out) -> dict:
         if data is None:
             continue
         t0 = time.perf_counter()
-        tags, _ = tag(out.dir / MODEL_FILE, featurizer.sentences(data.examples))
+        tags = tag(out.dir / MODEL_FILE, featurizer.sentences(data.examples))
         seconds = time.perf_counter() - t0  # features and tagging: what a request would cost
         timing = {"seconds": round(seconds, 4),
                   "examples_per_second": round(len(tags) / seconds, 1) if seconds > 0 else None}  # fmt: skip
-        report = _write_eval(out.dir, name, ner_metrics([list(ex.tags) for ex in data.examples], tags), target,
-                             timing, data.path)  # fmt: skip
-        _write_predictions(out.dir / f"predictions_{name}.jsonl",
-                           [{"id": ex.id, "text": ex.text, "entities": _spans(ex.text, ex.units, ex.tags),
-                             "predicted": _spans(ex.text, ex.units, p)}
-                            for ex, p in zip(data.examples, tags, strict=True)])  # fmt: skip
-        summary[name] = {k: v for k, v in report.items() if not isinstance(v, dict | list)}
-        summary[name]["examples_per_second"] = timing["examples_per_second"]
+        report = ner_metrics([list(ex.tags) for ex in data.examples], tags)
+        lines = [{"id": ex.id, "text": ex.text, "entities": span_records(ex.text, ex.units, ex.tags),
+                  "predicted": span_records(ex.text, ex.units, p)}
+                 for ex, p in zip(data.examples, tags, strict=True)]  # fmt: skip
+        summary[name] = _record(config, out.dir, name, data, report, lines, timing)
     return summary
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
 import pycrfsuite
 
 from lmtailor.baseline.config import BaselineConfig
+from lmtailor.scripts import HAN_RE
 from lmtailor.tasks.align import repair_iob2
 from lmtailor.tasks.metrics import ner_metrics
 from lmtailor.tasks.target import TargetMetric
@@ -40,7 +40,7 @@ def _shape(unit: str) -> str:
         elif ch.isupper():
             c = "X"
         elif ch.isalpha():
-            c = "汉" if unicodedata.name(ch, "").startswith("CJK") else "x"
+            c = "汉" if HAN_RE.match(ch) else "x"
         else:
             c = ch if not ch.isspace() else "_"
         if not out or out[-1] != c:
@@ -117,7 +117,7 @@ def fit_tagger(config: BaselineConfig, train, dev, target: TargetMetric, featuri
         trial = {"c1": c1, "c2": c2, "fit_seconds": round(time.perf_counter() - t0, 2)}
         score = 0.0
         if dev:
-            tags, _ = tag(path, x_dev)
+            tags = tag(path, x_dev)
             value = target.value(ner_metrics([list(ex.tags) for ex in dev.examples], tags))
             trial[f"dev_{target.name}"] = value
             score = float("-inf") if value is None else value
@@ -130,14 +130,10 @@ def fit_tagger(config: BaselineConfig, train, dev, target: TargetMetric, featuri
     return path, trials
 
 
-def tag(model_path: Path, sentences: Sequence[list[list[str]]]) -> tuple[list[list[str]], dict]:
-    """IOB2 tags per sentence (an `I-X` that continues nothing repaired to `B-X`) and the timing."""
+def tag(model_path: Path, sentences: Sequence[list[list[str]]]) -> list[list[str]]:
+    """IOB2 tags per sentence (an `I-X` that continues nothing repaired to `B-X`)."""
     tagger = pycrfsuite.Tagger()
     tagger.open(str(model_path))
-    t0 = time.perf_counter()
     out = [repair_iob2(tagger.tag(xs)) if xs else [] for xs in sentences]
-    seconds = time.perf_counter() - t0
     tagger.close()
-    timing = {"seconds": round(seconds, 4),
-              "examples_per_second": round(len(sentences) / seconds, 1) if seconds > 0 else None}  # fmt: skip
-    return out, timing
+    return out

@@ -17,7 +17,6 @@ What it looks at, and what it writes into the recipe (each choice with a comment
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,13 +24,12 @@ from itertools import islice
 from pathlib import Path
 
 from lmtailor.errors import ConfigError, OutputExistsError
+from lmtailor.scripts import HAN_RE, LATIN_RUN_RE, mostly_han
 from lmtailor.tasks.target import SKEW_RATIO, label_counts
 
 log = logging.getLogger(__name__)
 SIZES = (2000, 4000, 8000, 16000, 32000)
 COVERAGE_BAR = 0.95
-_WORD = re.compile(r"[^\W\d_]+")
-_HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 @dataclass
@@ -79,6 +77,11 @@ def choose_max_length(tokenizer, texts: Sequence[str]) -> tuple[int, str]:
     return 512, f"90% of the training texts are at most {p90} tokens: longer texts keep their head and tail"
 
 
+def _words(text: str) -> list[str]:
+    """The units coverage is judged on: Han characters in Chinese text, else runs of Latin letters."""
+    return HAN_RE.findall(text) or LATIN_RUN_RE.findall(text)
+
+
 def _coverage(result: dict) -> tuple[float, str]:
     from lmtailor.report.collect import coverage_key
 
@@ -118,8 +121,8 @@ def choose_tokenizer(corpus_texts: list[str], heldout: list[str], general) -> tu
     pays = best["coverage"] > ref_cov and (ref_tpw is None or (best["tokens_per_word"] or 0) <= ref_tpw)
     general_row = f"the general tokenizer's: {ref_cov:.3f}, {ref_tpw or 0:.3f} tokens per word"
     if chosen is None:
-        words = Counter(w.lower() for t in heldout for w in (_HAN.findall(t) or _WORD.findall(t)))
-        known = {w.lower() for t in corpus_texts for w in (_HAN.findall(t) or _WORD.findall(t))}
+        words = Counter(w.lower() for t in heldout for w in _words(t))
+        known = {w.lower() for t in corpus_texts for w in _words(t)}
         unseen = sum(n for w, n in words.items() if w not in known) / max(sum(words.values()), 1)
         why = (f"no size reaches the {COVERAGE_BAR:.0%} bar on the dev texts (best {best['coverage']:.3f} at "
                f"{best['vocab_size']:,} tokens): {unseen:.1%} of the held-out words never occur in the corpus, and "
@@ -144,8 +147,7 @@ def analyse(task: str, train: Path, dev: Path, corpus: Sequence[Path]) -> Choice
 
     examples, texts = _texts(task, train)
     _, heldout = _texts(task, dev)
-    sample = "".join(texts[:500])
-    chinese = len(_HAN.findall(sample)) > len(_WORD.findall(sample))
+    chinese = mostly_han(texts)
     metric, metric_why, weights = choose_metric(task, examples)
     corpus_texts = list(islice(iter_texts(list(corpus)), 200_000)) if corpus else texts
     general = load_fast_tokenizer(default_reference())

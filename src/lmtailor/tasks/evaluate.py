@@ -7,30 +7,24 @@ gold and predicted entities with character offsets) and, for classification, `co
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 from lmtailor.errors import InputFormatError
 from lmtailor.models.task_folder import TaskSpec, load_task_model
-from lmtailor.outputs import stage_output, write_json
+from lmtailor.outputs import stage_output
 from lmtailor.tasks.align import ner_alignment_stats
 from lmtailor.tasks.config import EvaluateConfig
 from lmtailor.tasks.inference import predict_cls, predict_ner, raw_examples
-from lmtailor.tasks.metrics import classification_metrics, confusion_png, ner_metrics
-from lmtailor.tasks.readers import NerExample, TaskData, entity_spans, read_cls, read_inputs, read_ner
-from lmtailor.tasks.target import parse_metric
+from lmtailor.tasks.metrics import classification_metrics, confusion_png, ner_metrics, write_split_results
+from lmtailor.tasks.readers import TaskData, read_cls, read_inputs, read_ner
+from lmtailor.tasks.tags import span_records
 
 # EvaluateConfig and read_inputs live lower (tasks.config, tasks.readers) and stay importable from here.
 __all__ = ["EvaluateConfig", "evaluate_split", "predict", "read_inputs", "run_evaluate"]
 
 log = logging.getLogger(__name__)
-
-
-def _spans(text: str, units, tags) -> list[dict]:
-    ex = NerExample(text=text, units=tuple(units), tags=tuple(tags), id="")
-    return [{"start": s, "end": e, "type": t, "text": text[s:e]} for s, e, t in entity_spans(ex)]
 
 
 def evaluate_split(
@@ -54,16 +48,9 @@ def evaluate_split(
         report = ner_metrics([list(ex.tags) for ex in data.examples], tags)
         report["alignment"] = ner_alignment_stats(data.examples, enc)
         for ex, pred in zip(data.examples, tags, strict=True):
-            lines.append({"id": ex.id, "text": ex.text, "entities": _spans(ex.text, ex.units, ex.tags),
-                          "predicted": _spans(ex.text, ex.units, pred)})  # fmt: skip
-    target = parse_metric(spec.metric, spec.task)
-    report["metric"], report["metric_value"] = target.name, target.value(report)
-    report["throughput"] = timing
-    report["file"] = str(data.path)
-    write_json(out_dir / f"eval_{name}.json", report)
-    with open(out_dir / f"predictions_{name}.jsonl", "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-    return report
+            lines.append({"id": ex.id, "text": ex.text, "entities": span_records(ex.text, ex.units, ex.tags),
+                          "predicted": span_records(ex.text, ex.units, pred)})  # fmt: skip
+    return write_split_results(out_dir, name, report, lines, spec.metric, spec.task, timing, data.path)
 
 
 def run_evaluate(config: EvaluateConfig) -> Path:
@@ -102,4 +89,4 @@ def predict(model_dir: Path, texts: list[str], batch_size: int = 64, top_k: int 
         examples = raw_examples(texts, spec.units)
         tags, _, _ = predict_ner(model, tokenizer, spec, examples, batch_size)
         for ex, pred in zip(examples, tags, strict=True):
-            yield {"text": ex.text, "entities": _spans(ex.text, ex.units, pred)}
+            yield {"text": ex.text, "entities": span_records(ex.text, ex.units, pred)}

@@ -22,6 +22,25 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 log = logging.getLogger(__name__)
 
 
+def write_split_results(out_dir: Path, name: str, report: dict, predictions: list[dict], metric: str | None,
+                        task: str, timing: dict, path: Path) -> dict:  # fmt: skip
+    """eval_<name>.json (the scores, the metric the model is judged by and its value, the timing, the file) and
+    predictions_<name>.jsonl: what `evaluate`, `finetune`, `distill` and `baseline` write for a split."""
+    import json
+
+    from lmtailor.outputs import write_json
+    from lmtailor.tasks.target import parse_metric
+
+    target = parse_metric(metric, task)
+    report["metric"], report["metric_value"] = target.name, target.value(report)
+    report["throughput"] = timing
+    report["file"] = str(path)
+    write_json(Path(out_dir) / f"eval_{name}.json", report)
+    with open(Path(out_dir) / f"predictions_{name}.jsonl", "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in predictions)
+    return report
+
+
 def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict:
     """Accuracy, macro/micro/weighted F1 and a per-class table, rounded to 4 places."""
     labels = list(labels)

@@ -91,6 +91,11 @@ def tags_from_spans(units: Sequence[tuple[int, int]], spans: Iterable[Span]) -> 
     return tuple(tags)
 
 
+def span_records(text: str, units: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[dict]:
+    """The entities of `tags` as the prediction files and the API write them: start, end, type and text."""
+    return [{"start": s, "end": e, "type": t, "text": text[s:e]} for s, e, t in spans_from_tags(units, tags)]
+
+
 def spans_from_tags(units: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[Span]:
     """The character spans of the entities in IOB2 `tags`, from the first unit's start to the last unit's end.
 
