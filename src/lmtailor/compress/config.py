@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from lmtailor.config import StageConfig, cli_flags, positional
+from lmtailor.tasks.config import TaskFileFields
 
 
 class PruneConfig(StageConfig):
@@ -42,7 +43,7 @@ class PruneConfig(StageConfig):
     batch_size: int = Field(16, ge=1, description="Examples per importance batch.")
 
 
-class SparsifyConfig(StageConfig):
+class SparsifyConfig(TaskFileFields, StageConfig):
     """Zero the smallest-magnitude weights of a task model's encoder (unstructured magnitude pruning)."""
 
     stage: ClassVar[str] = "sparsify"
@@ -62,10 +63,6 @@ class SparsifyConfig(StageConfig):
     include_embeddings: bool = Field(False, description="Also prune the embedding matrices (left dense by default).")
     include_head: bool = Field(False, description="Also prune the pooler and the classifier (left dense by default).")
     eval: Path | None = Field(None, description="Labelled file to score the model at each sparsity (optional).")
-    text_field: str = Field("text", description="cls: name of the text field/column in `eval`.")
-    label_field: str = Field("label", description="cls: name of the label field/column in `eval`.")
-    ner_format: Literal["auto", "columns", "spans"] = Field("auto", description="ner: format of `eval`.")
-    nested: Literal["outer", "inner", "first"] = Field("outer", description="ner: which nested entities to keep.")
     batch_size: int = Field(64, ge=1, description="Examples per forward pass when evaluating.")
 
     @field_validator("sparsity", mode="before")
@@ -84,7 +81,7 @@ class SparsifyConfig(StageConfig):
         return sorted(set(value))
 
 
-class QuantizeConfig(StageConfig):
+class QuantizeConfig(TaskFileFields, StageConfig):
     """Quantise a task model: ONNX int8/int4 from an `lmtailor export` folder, or PyTorch int8 from an HF folder."""
 
     stage: ClassVar[str] = "quantize"
@@ -104,10 +101,6 @@ class QuantizeConfig(StageConfig):
         "int8", description="int4: weights MatMulNBits cannot take (embeddings, fused Attention QKV) as int8 or fp32."
     )
     eval: Path | None = Field(None, description="Labelled file to score the fp32 and the quantised model (optional).")
-    text_field: str = Field("text", description="cls: name of the text field/column in `eval`.")
-    label_field: str = Field("label", description="cls: name of the label field/column in `eval`.")
-    ner_format: Literal["auto", "columns", "spans"] = Field("auto", description="ner: format of `eval`.")
-    nested: Literal["outer", "inner", "first"] = Field("outer", description="ner: which nested entities to keep.")
     batch_size: int = Field(64, ge=1, description="Examples per forward pass when evaluating.")
     threads: int | None = Field(None, ge=1, description="ONNX Runtime intra-op threads (default: one per core).")
 

@@ -50,7 +50,6 @@ from lmtailor.models.probe import compare, probe_batches
 from lmtailor.models.task_folder import TaskSpec, load_task_model, torch_int8
 from lmtailor.outputs import read_manifest, stage_output
 from lmtailor.tasks.evaluate import evaluate_split
-from lmtailor.tasks.readers import read_cls, read_ner
 from lmtailor.tasks.target import parse_metric
 
 log = logging.getLogger(__name__)
@@ -195,18 +194,7 @@ def graph_summary(path: Path) -> dict:
 def _read_eval(config: QuantizeConfig, hf_config, task: str):
     if not Path(config.eval).is_file():
         raise InputNotFoundError(f"eval file {config.eval} does not exist; pass a labelled file or leave --eval out.")
-    if task == "cls":
-        data = read_cls(config.eval, text_field=config.text_field, label_field=config.label_field)
-        unknown = sorted(set(data.labels) - set(hf_config.label2id))
-    else:
-        data = read_ner(config.eval, fmt=config.ner_format, nested=config.nested)
-        unknown = sorted(set(data.labels) - {lab[2:] for lab in hf_config.label2id if lab != "O"})
-    if unknown:
-        raise InputFormatError(
-            f"{config.eval} has labels the model {config.model} was not trained on: {', '.join(unknown[:5])}; "
-            "evaluate on data with the model's labels."
-        )
-    return data
+    return config.read_for_model(task, config.eval, hf_config.label2id, config.model)
 
 
 class _Recorder:

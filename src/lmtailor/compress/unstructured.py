@@ -31,7 +31,6 @@ from lmtailor.models.folder import weight_files
 from lmtailor.models.task_folder import TASK_FILE, load_task_model
 from lmtailor.outputs import stage_output, write_json
 from lmtailor.tasks.evaluate import evaluate_split
-from lmtailor.tasks.readers import read_cls, read_ner
 
 log = logging.getLogger(__name__)
 
@@ -111,18 +110,7 @@ def weight_bytes(folder: Path) -> int:
 
 
 def _read_eval(config: SparsifyConfig, model, task: str):
-    if task == "cls":
-        data = read_cls(config.eval, text_field=config.text_field, label_field=config.label_field)
-        unknown = sorted(set(data.labels) - set(model.config.label2id))
-    else:
-        data = read_ner(config.eval, fmt=config.ner_format, nested=config.nested)
-        unknown = sorted(set(data.labels) - {lab[2:] for lab in model.config.label2id if lab != "O"})
-    if unknown:
-        raise InputFormatError(
-            f"{config.eval} has labels the model {config.model} was not trained on: {', '.join(unknown[:5])}; "
-            "evaluate on data with the model's labels."
-        )
-    return data
+    return config.read_for_model(task, config.eval, model.config.label2id, config.model)
 
 
 def _evaluate(model, tokenizer, spec, data, folder: Path, batch_size: int) -> dict:

@@ -31,8 +31,22 @@ class TaskFileFields(BaseModel):
             return read_cls(path, text_field=self.text_field, label_field=self.label_field)
         return read_ner(path, fmt=self.ner_format, nested=self.nested, invalid_tags=self.invalid_tags)
 
+    def read_for_model(self, task: str, path: Path, label2id: dict[str, int], model: object):
+        """`read_task`, refusing a file with labels (or entity types) the model was not trained on."""
+        from lmtailor.errors import InputFormatError
 
-class EvaluateConfig(StageConfig):
+        data = self.read_task(task, path)
+        known = set(label2id) if task == "cls" else {lab[2:] for lab in label2id if lab != "O"}
+        unknown = sorted(set(data.labels) - known)
+        if unknown:
+            raise InputFormatError(
+                f"{path} has labels the model {model} was not trained on: {', '.join(unknown[:5])}; evaluate on "
+                "data with the model's labels, or fine-tune with them."
+            )
+        return data
+
+
+class EvaluateConfig(TaskFileFields, StageConfig):
     """Evaluate a fine-tuned model on a labelled file."""
 
     stage: ClassVar[str] = "evaluate"
@@ -45,9 +59,5 @@ class EvaluateConfig(StageConfig):
         description="Labelled file in the same format as the training data.", json_schema_extra=positional(2)
     )
     split_name: str = Field("test", description="Name used in the output files (eval_<name>.json, ...).")
-    text_field: str = Field("text", description="cls: name of the text field/column.")
-    label_field: str = Field("label", description="cls: name of the label field/column.")
-    ner_format: Literal["auto", "columns", "spans"] = Field("auto", description="ner: file format.")
-    nested: Literal["outer", "inner", "first"] = Field("outer", description="ner: which nested entities to keep.")
     batch_size: int = Field(64, ge=1, description="Examples per forward pass.")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="Inference precision (bf16 autocast).")

@@ -11,14 +11,13 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from lmtailor.errors import InputFormatError
 from lmtailor.models.task_folder import TaskSpec, load_task_model
 from lmtailor.outputs import stage_output
 from lmtailor.tasks.align import ner_alignment_stats
 from lmtailor.tasks.config import EvaluateConfig
 from lmtailor.tasks.inference import predict_cls, predict_ner, raw_examples
 from lmtailor.tasks.metrics import classification_metrics, confusion_png, ner_metrics, write_split_results
-from lmtailor.tasks.readers import TaskData, read_cls, read_inputs, read_ner
+from lmtailor.tasks.readers import TaskData, read_inputs
 from lmtailor.tasks.tags import span_records
 
 # EvaluateConfig and read_inputs live lower (tasks.config, tasks.readers) and stay importable from here.
@@ -55,18 +54,7 @@ def evaluate_split(
 
 def run_evaluate(config: EvaluateConfig) -> Path:
     model, tokenizer, spec = load_task_model(config.model)
-    if spec.task == "cls":
-        data = read_cls(config.data, text_field=config.text_field, label_field=config.label_field)
-        unknown = sorted(set(data.labels) - set(model.config.label2id))
-    else:
-        data = read_ner(config.data, fmt=config.ner_format, nested=config.nested)
-        known = {lab[2:] for lab in model.config.label2id if lab != "O"}
-        unknown = sorted(set(data.labels) - known)
-    if unknown:
-        raise InputFormatError(
-            f"{config.data} has labels the model {config.model} was not trained on: {', '.join(unknown[:5])}; "
-            "evaluate on data with the model's labels, or fine-tune with them."
-        )
+    data = config.read_for_model(spec.task, config.data, model.config.label2id, config.model)
     with stage_output(config) as out:
         out.add_input("model", config.model)
         out.add_input("data", config.data)
