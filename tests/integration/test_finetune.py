@@ -203,6 +203,7 @@ def test_search_on_dev_keeps_the_best_trial_and_records_every_one(tiny_bert, tmp
     assert not (tmp_path / f".{out.name}.search").exists() and not checkpoint_dir(cfg).exists()
     manifest = json.loads((out / "lmtailor.json").read_text())
     assert manifest["config"]["search_trials"] == 3 and manifest["metrics"]["search"]["trials"] == 3
+    assert set(manifest["inputs"]) == {"model", "train", "dev", "test"} and manifest["inputs"]["train"]["sha256"]
     with pytest.raises(ConfigError, match="needs --dev"):
         run_finetune(cfg.model_copy(update={"dev": None, "out_dir": tmp_path / "nodev"}))
 

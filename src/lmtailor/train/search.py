@@ -190,15 +190,13 @@ def _adopt(config: FinetuneConfig, trial_dir: Path, records: list[dict], best: d
 
     trial_manifest = read_manifest(trial_dir)
     with stage_output(config) as out:
-        for item in trial_dir.iterdir():
+        for item in trial_dir.iterdir():  # moved, not copied: the trials' folder is removed after this
             if item.name != "lmtailor.json":
-                (shutil.copytree if item.is_dir() else shutil.copy2)(item, out.dir / item.name)
-        for name, info in trial_manifest.get("inputs", {}).items():
-            path = Path(info.get("path", "")) if isinstance(info, dict) else None
-            if path is not None and path.exists():
-                out.add_input(name, path)
+                shutil.move(item, out.dir / item.name)
+        out.inputs.update(trial_manifest.get("inputs", {}))  # the same inputs, hashed by the trial minutes ago
         report = json.loads((out.dir / "finetune_report.json").read_text(encoding="utf-8"))
-        if config.test is not None:
+        if config.test is not None:  # the trials never saw it
+            out.add_input("test", Path(config.test))
             model, tokenizer, spec = load_task_model(out.dir)
             data = config.read_task(config.task, config.test)
             result = evaluate_split(model, tokenizer, spec, data, out.dir, "test", config.eval_batch_size)
