@@ -263,11 +263,12 @@ def test_a_search_on_a_small_dev_split_is_warned_about(tmp_path):
     dev = _cls_file(tmp_path / "dev.jsonl", 60, 1)
     cfg = FinetuneConfig.build(task="cls", model="m", train=dev, dev=dev, out_dir=tmp_path / "o",
                                metric="f1:indemnity")  # fmt: skip
+    data = cfg.read_task("cls", dev)
     n = sum('"indemnity"' in line for line in dev.read_text().splitlines())
-    assert small_dev_warning(cfg, parse_metric("f1:indemnity", "cls")).startswith(
+    assert small_dev_warning(cfg, parse_metric("f1:indemnity", "cls"), data).startswith(
         f"the search chooses on {dev}, which has {n} examples of 'indemnity' (under 50)"
     )
-    assert small_dev_warning(cfg, parse_metric(None, "cls")) is None  # 60 examples in all
+    assert small_dev_warning(cfg, parse_metric(None, "cls"), data) is None  # 60 examples in all
 
 
 def test_the_skew_warning_does_not_recommend_what_the_search_already_tries(tmp_path, caplog):
@@ -292,3 +293,12 @@ def test_a_search_under_torchrun_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="one process: start it without torchrun"):
         run_finetune(cfg)
     assert not (tmp_path / "o").exists() and not (tmp_path / ".o.search").exists()
+
+
+def test_a_search_checks_its_inputs_once_before_any_trial(tmp_path):
+    dev = _cls_file(tmp_path / "dev.jsonl", 10, 1)
+    cfg = FinetuneConfig.build(task="cls", model=str(tmp_path / "nowhere"), train=dev, dev=dev,
+                               out_dir=tmp_path / "o", search_trials=2)  # fmt: skip
+    with pytest.raises(InputNotFoundError, match="nowhere"):
+        run_finetune(cfg)
+    assert not (tmp_path / ".o.search").exists()  # refused before a trial folder was made

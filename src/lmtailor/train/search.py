@@ -93,11 +93,11 @@ class PruneOnDev(TrainerCallback):
 MIN_DEV_SUPPORT = 50
 
 
-def small_dev_warning(config: FinetuneConfig, target) -> str | None:
-    """A warning when the dev split holds too few examples of what the metric scores to choose among settings."""
+def small_dev_warning(config: FinetuneConfig, target, dev) -> str | None:
+    """A warning when the dev split (`TaskData`) holds too few examples of what the metric scores to choose among
+    settings."""
     from lmtailor.tasks.target import label_counts
 
-    dev = config.read_task(config.task, config.dev)
     counts = label_counts(dev.examples, config.task)
     if target.kind == "f1":
         support, what = counts.get(target.label, 0), f"examples of {target.label!r}"
@@ -127,8 +127,13 @@ def run_search(config: FinetuneConfig, run: Callable[..., Path]) -> Path:
             "search_trials runs in one process: start it without torchrun (each trial may still use one GPU), or "
             "search with one device and train the chosen settings under torchrun."
         )
+    # The checks every trial would make, once and before any trial: a bad model folder, output or file fails here.
+    from lmtailor.train.task_training import preflight, read_splits
+
+    preflight(config)
+    _, dev, _ = read_splits(config)
     target = parse_metric(config.metric, config.task)
-    if note := small_dev_warning(config, target):
+    if note := small_dev_warning(config, target, dev):
         log.warning("%s", note)
     space = resolve_space(config)
     work = search_dir(config)
