@@ -384,6 +384,8 @@ def demo_cmd(
     data = json.loads((report / "report.json").read_text(encoding="utf-8"))
     for m in data["key_metrics"]:
         typer.echo(f"{m['status']:>4}  {m['metric']}: {m['value']} (threshold {m['threshold']}) {m['detail']}")
+    for verdict in data.get("verdicts", []):  # the same plain words a build ends with
+        typer.echo(f"note: {verdict}")
     typer.echo(f"demo finished in {time.perf_counter() - t0:.0f}s; report: {report / 'report.html'}")
 
 

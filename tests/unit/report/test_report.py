@@ -163,6 +163,22 @@ def test_the_report_says_when_a_domain_tokenizer_does_not_pay(folders: list[Path
     assert "too small for a domain tokenizer to pay" in verdict and "vocab trim" in verdict
 
 
+def test_the_demo_prints_the_key_metrics_and_the_verdicts(folders: list[Path], tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    import lmtailor.demo
+    from lmtailor.cli import app
+    from lmtailor.recipe.run import StageResult
+
+    base = _baseline(tmp_path / "tfidf", 0.95)
+    out = run_report(ReportConfig(inputs=[*folders, base], out_dir=tmp_path / "report", show_progress=False))
+    monkeypatch.setattr(lmtailor.demo, "run_demo", lambda *a, **k: [StageResult("report", "ran", 1.0, out)])
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "fail  teacher beats the baseline (points): -5.0 (threshold ≥ +1)" in result.output
+    assert "note: The teacher (teacher, accuracy 0.9000) does not beat the classical baseline" in result.output
+
+
 def test_html_is_self_contained(folders: list[Path], tmp_path: Path) -> None:
     out = run_report(ReportConfig(inputs=folders, out_dir=tmp_path / "report", show_progress=False, title="T <x>"))
     page = (out / "report.html").read_text()
