@@ -1,7 +1,7 @@
 """The `lmtailor` command line. The stage commands are generated from the stage registry (`lmtailor.commands`,
 `lmtailor.stages`): one per stage, one option per config field. What is written by hand here is only what is truly
 about the command line: logging, the version, the one-line summary each stage prints, and the commands that are not
-stages (build, plan, predict, demo).
+stages (build, plan, predict, serve, demo).
 
 Precedence: defaults < `--config` YAML (the stage's section of a recipe, or a flat file) < command-line flags.
 User errors (`LmtailorError`) print one clear message and exit with status 2; nothing half-written is left behind.
@@ -24,10 +24,11 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from lmtailor import __version__
-from lmtailor.commands import make_command
+from lmtailor.commands import make_command, settings_command
 from lmtailor.config import load_config
 from lmtailor.errors import LmtailorError
 from lmtailor.outputs import read_manifest
+from lmtailor.serve.config import ServeCommand, ServeOptions
 from lmtailor.stages import STAGES, Stage, run_stage
 
 app = typer.Typer(
@@ -177,6 +178,8 @@ def _register_stages() -> None:
     for name, group in groups.items():
         app.add_typer(group, name=name)
     for stage in STAGES.values():
+        if not stage.generated_command:
+            continue
         *group, command = stage.words
         target = groups[group[0]] if group else app
         target.command(command, help=stage.summary)(make_command(stage, _run))
@@ -362,6 +365,31 @@ def predict_cmd(
     except LmtailorError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
+
+
+def _serve(config_path: Path | None, values: dict[str, Any]) -> None:
+    """Start the server on the models given, or on the folder a recipe's `serve` stage wrote (its settings, then the
+    flags given here)."""
+    _quiet_transformers()
+    from lmtailor.serve.server import resolve, serve
+
+    try:
+        command = load_config(ServeCommand, config_path, section="serve" if config_path else None, **values)
+        specs, saved = resolve(command.models if not command.names else [f"{n}={m}" for n, m in
+                                                                         command.specs().items()])  # fmt: skip
+        if saved is not None:  # a serve stage's folder: its settings, overridden by the flags given
+            given = {k: v for k, v in values.items() if k in ServeOptions.model_fields}
+            command = ServeCommand.build(**{**saved.model_dump(), **given, "models": command.models})
+        serve(ServeOptions(**{k: getattr(command, k) for k in ServeOptions.model_fields}), specs)
+    except LmtailorError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+serve_cmd = settings_command(ServeCommand, _serve)
+serve_cmd.__doc__ = ("Serve models over HTTP: /v1/classify, /v1/entities, /v1/embeddings, /v1/tokenize, /v1/models, "
+                     "/health, /metrics; dynamic batching, limits, optional bearer token.")  # fmt: skip
+app.command("serve")(serve_cmd)
 
 
 @app.command("demo")

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 import typer
 from pydantic.fields import FieldInfo
 
-from lmtailor.config import StageConfig
+from lmtailor.config import Settings
 from lmtailor.stages import Stage
 
 CONFIG_OPTION = "config"  # the --config parameter every stage command has besides its fields
@@ -127,7 +127,7 @@ def _split_numbers(values: list[str]) -> list[str]:
     return [part for value in values for part in value.split(",") if part.strip()]
 
 
-def field_values(config: type[StageConfig], given: dict[str, Any]) -> dict[str, Any]:
+def field_values(config: type[Settings], given: dict[str, Any]) -> dict[str, Any]:
     """The config values of the options the user gave (None: not given), in the form pydantic validates."""
     values = {}
     for name, value in given.items():
@@ -146,22 +146,31 @@ def field_values(config: type[StageConfig], given: dict[str, Any]) -> dict[str, 
 
 def make_command(stage: Stage, run: Callable[[Stage, Path | None, dict[str, Any]], None]) -> Callable[..., None]:
     """A function typer can register as the command of `stage`; it hands the given values to `run`."""
-    fields = stage.config.model_fields
+    command = settings_command(stage.config, lambda config, values: run(stage, config, values))
+    command.__name__ = stage.name.replace(".", "_") + "_cmd"
+    command.__doc__ = stage.summary
+    return command
+
+
+def settings_command(
+    settings: type[Settings], run: Callable[[Path | None, dict[str, Any]], None], skip: tuple[str, ...] = ()
+) -> Callable[..., None]:
+    """A typer command with one parameter per field of `settings` (less `skip`) and --config; it hands the
+    values given (and the --config path) to `run`."""
+    fields = {n: i for n, i in settings.model_fields.items() if n not in skip}
     arguments = [n for n, i in fields.items() if _extra(i).get("cli_argument")]
     arguments.sort(key=lambda n: _extra(fields[n]).get("cli_argument"))
     options = [n for n in fields if n not in arguments]
     params = [parameter(n, fields[n]) for n in [*arguments, *options]]
-    config_help = "YAML file with this stage's fields (a recipe section)."
+    config_help = "YAML file with this command's fields (a recipe section)."
     config_option = Annotated[Path | None, typer.Option("--config", help=config_help)]
     params.append(
         inspect.Parameter(CONFIG_OPTION, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=config_option)
     )
 
     def command(**given: Any) -> None:
-        run(stage, given.pop(CONFIG_OPTION), field_values(stage.config, given))
+        run(given.pop(CONFIG_OPTION), field_values(settings, given))
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__name__ = stage.name.replace(".", "_") + "_cmd"
-    command.__doc__ = stage.summary
     return command

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lmtailor.errors import ConfigError, InputNotFoundError
 
-C = TypeVar("C", bound="StageConfig")
+C = TypeVar("C", bound="Settings")
 
 
 def positional(order: int = 1) -> dict[str, Any]:
@@ -28,10 +28,23 @@ def cli_flags(*flags: str) -> dict[str, Any]:
     return {"cli_flags": list(flags)}
 
 
-class StageConfig(BaseModel):
-    """Fields shared by every stage: where the output goes, whether to overwrite, the seed, progress bars."""
+class Settings(BaseModel):
+    """Strict settings whose field descriptions are the CLI help: every stage's config, and the server's options."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def build(cls: type[C], **values: Any) -> C:
+        """Validate `values` into this config, raising a `ConfigError` that names each bad field."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(cls.__name__, exc)) from None
+
+
+class StageConfig(Settings):
+    """Fields shared by every stage: where the output goes, whether to overwrite, the seed, progress bars."""
+
     # The stage's one name (`vocab.trim`), set by each stage's config: the CLI command, the recipe's `stage:`, the
     # --config section and the manifest all derive from it (`lmtailor.stages`).
     stage: ClassVar[str] = ""
@@ -52,14 +65,6 @@ class StageConfig(BaseModel):
         description="Show progress bars (switch off in tests and CI logs).",
         json_schema_extra=cli_flags("--progress/--no-progress"),
     )
-
-    @classmethod
-    def build(cls: type[C], **values: Any) -> C:
-        """Validate `values` into this config, raising a `ConfigError` that names each bad field."""
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            raise ConfigError(format_validation_error(cls.__name__, exc)) from None
 
 
 def format_validation_error(where: str, exc: ValidationError) -> str:

@@ -21,6 +21,7 @@ from lmtailor.errors import ConfigError
 from lmtailor.export.config import BenchConfig, ExportConfig
 from lmtailor.models.config import ImportConfig
 from lmtailor.report.config import ReportConfig
+from lmtailor.serve.config import ServeConfig
 from lmtailor.tasks.config import EvaluateConfig
 from lmtailor.terms.config import MergeConfig, MineConfig
 from lmtailor.tokenizer.config import TokenizerEvalConfig, TokenizerTrainConfig
@@ -36,6 +37,9 @@ class Stage:
     config: type[StageConfig]
     run: Callable[[StageConfig], Path]
     summary: str  # the command's one-paragraph help
+    # False for the one stage whose command is not "run the stage": `lmtailor serve` runs the server (cli.serve_cmd,
+    # its options generated from the same fields), while the recipe's `serve` stage writes its ready-to-run folder.
+    generated_command: bool = True
 
     @property
     def name(self) -> str:
@@ -56,6 +60,12 @@ def _import(config: ImportConfig) -> Path:
     from lmtailor.models.import_e5 import run_import
 
     return run_import(config)
+
+
+def _serve(config: ServeConfig) -> Path:
+    from lmtailor.serve.stage import run
+
+    return run(config)
 
 
 def _corpus(config: CorpusConfig) -> Path:
@@ -215,6 +225,9 @@ _ALL = [
           "Latency p50/p95 at batch 1, throughput at batch 32, size on disk and peak RSS, side by side."),
     Stage(ReportConfig, _report,
           "A self-contained HTML report (plus Markdown and JSON): key metrics, ledger, plots, tokenisation examples."),
+    Stage(ServeConfig, _serve,
+          "Check the models load and write a ready-to-run server (serve.json, serve.sh, the models' cards).",
+          generated_command=False),
 ]  # fmt: skip
 STAGES: dict[str, Stage] = {s.name: s for s in _ALL}
 

@@ -106,20 +106,32 @@ def encode_ner(tokenizer, examples: Sequence, label2id: dict[str, int] | None, m
 
 def decode_ner(examples: Sequence, encoded: Encoded, predicted: Sequence[Sequence[int]], id2label: dict[int, str]):
     """Unit-level IOB2 tags for every example from per-token predicted label ids of every window."""
-    best: list[list[tuple[int, str]]] = [[(-1, "O")] * len(ex.units) for ex in examples]
+    return decode_ner_scored(examples, encoded, predicted, id2label)[0]
+
+
+def decode_ner_scored(
+    examples: Sequence, encoded: Encoded, predicted: Sequence[Sequence[int]], id2label: dict[int, str],
+    confidence: Sequence[Sequence[float]] | None = None,
+) -> tuple[list[list[str]], list[list[float]]]:  # fmt: skip
+    """(unit-level IOB2 tags, each unit's confidence) for every example. A unit takes the tag, and the probability
+    `confidence[i][p]` of that tag, from the token that sees it with the most context on both sides (its depth in
+    the window); without `confidence` every unit's score is 1."""
+    best: list[list[tuple[int, str, float]]] = [[(-1, "O", 1.0)] * len(ex.units) for ex in examples]
     for i, ex_id in enumerate(encoded.example_of):
         slots = best[ex_id]
         for p, unit in enumerate(encoded.units_of[i]):
             if unit < 0:
                 continue
             tag, d = id2label[int(predicted[i][p])], encoded.depth_of[i][p]
+            score = float(confidence[i][p]) if confidence is not None else 1.0
             if d > slots[unit][0]:
-                slots[unit] = (d, tag)
+                slots[unit] = (d, tag, score)
             inside = "O" if tag == "O" else "I-" + tag[2:]
             for u in encoded.covers_of[i][p]:
                 if d > slots[u][0]:
-                    slots[u] = (d, inside)
-    return [repair_iob2([t for _, t in slots]) for slots in best]
+                    slots[u] = (d, inside, score)
+    tags = [repair_iob2([t for _, t, _ in slots]) for slots in best]
+    return tags, [[c for _, _, c in slots] for slots in best]
 
 
 def repair_iob2(tags: Sequence[str]) -> list[str]:

@@ -15,13 +15,13 @@ from lmtailor.models.task_folder import TaskSpec, load_task_model
 from lmtailor.outputs import stage_output
 from lmtailor.tasks.align import ner_alignment_stats
 from lmtailor.tasks.config import EvaluateConfig
-from lmtailor.tasks.inference import predict_cls, predict_ner, raw_examples
+from lmtailor.tasks.inference import predict_cls, predict_ner, predict_ner_scored, raw_examples
 from lmtailor.tasks.metrics import classification_metrics, confusion_png, ner_metrics, write_split_results
 from lmtailor.tasks.readers import TaskData, read_inputs
 from lmtailor.tasks.tags import span_records
 
 # EvaluateConfig and read_inputs live lower (tasks.config, tasks.readers) and stay importable from here.
-__all__ = ["EvaluateConfig", "evaluate_split", "predict", "read_inputs", "run_evaluate"]
+__all__ = ["EvaluateConfig", "evaluate_split", "predict", "predict_records", "read_inputs", "run_evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +65,23 @@ def run_evaluate(config: EvaluateConfig) -> Path:
 
 
 def predict(model_dir: Path, texts: list[str], batch_size: int = 64, top_k: int = 3) -> Iterator[dict]:
-    """One JSON-able record per text: labels with scores, or entities with character offsets."""
+    """One JSON-able record per text: labels with scores, or entities with character offsets and scores."""
     model, tokenizer, spec = load_task_model(model_dir)
+    yield from predict_records(model, tokenizer, spec, texts, batch_size, top_k)
+
+
+def predict_records(model, tokenizer, spec: TaskSpec, texts: list[str], batch_size: int = 64, top_k: int = 3) -> list:
+    """The records of `predict` for a loaded model; `lmtailor serve` answers with the same ones, so a served answer
+    equals the command line's."""
     if spec.task == "cls":
         probs, _ = predict_cls(model, tokenizer, spec, texts, batch_size)
+        records = []
         for text, row in zip(texts, probs, strict=True):
             best = row.argsort()[::-1][:top_k]
             top = [{"label": model.config.id2label[int(i)], "score": round(float(row[i]), 4)} for i in best]
-            yield {"text": text, **top[0], "top": top}
-    else:
-        examples = raw_examples(texts, spec.units)
-        tags, _, _ = predict_ner(model, tokenizer, spec, examples, batch_size)
-        for ex, pred in zip(examples, tags, strict=True):
-            yield {"text": ex.text, "entities": span_records(ex.text, ex.units, pred)}
+            records.append({"text": text, **top[0], "top": top})
+        return records
+    examples = raw_examples(texts, spec.units)
+    tags, scores, _, _ = predict_ner_scored(model, tokenizer, spec, examples, batch_size)
+    return [{"text": ex.text, "entities": span_records(ex.text, ex.units, pred, conf)}
+            for ex, pred, conf in zip(examples, tags, scores, strict=True)]  # fmt: skip

@@ -15,10 +15,19 @@ import numpy as np
 import torch
 
 from lmtailor.models.task_folder import TaskSpec, load_task_model
-from lmtailor.tasks.align import Encoded, decode_cls, decode_ner, encode_cls, encode_ner
+from lmtailor.tasks.align import Encoded, decode_cls, decode_ner_scored, encode_cls, encode_ner
 
 # TaskSpec and load_task_model (the task folder's, in lmtailor.models.task_folder) stay importable from here.
-__all__ = ["RawExample", "TaskSpec", "forward", "load_task_model", "predict_cls", "predict_ner", "raw_examples"]
+__all__ = [
+    "RawExample",
+    "TaskSpec",
+    "forward",
+    "load_task_model",
+    "predict_cls",
+    "predict_ner",
+    "predict_ner_scored",
+    "raw_examples",
+]
 
 # Units of raw text given to `predict` for a word-level model: word-character runs and single other characters,
 # which matches how the word-level NER corpora (NCBI-disease, BC5CDR) were tokenized.
@@ -85,12 +94,27 @@ def predict_cls(model, tokenizer, spec: TaskSpec, texts: list[str], batch_size: 
 
 def predict_ner(model, tokenizer, spec: TaskSpec, examples: list, batch_size: int = 64, precision: str = "fp32"):
     """Unit-level IOB2 tags for each example, the encoding (for alignment statistics) and timing."""
+    tags, _, enc, timing = predict_ner_scored(model, tokenizer, spec, examples, batch_size, precision)
+    return tags, enc, timing
+
+
+def predict_ner_scored(
+    model, tokenizer, spec: TaskSpec, examples: list, batch_size: int = 64, precision: str = "fp32"
+) -> tuple[list[list[str]], list[list[float]], Encoded, dict]:
+    """Like `predict_ner`, with each unit's probability of its tag (the softmax at the token that decided it)."""
     enc: Encoded = encode_ner(tokenizer, examples, None, spec.max_length, spec.stride)
     logits, timing = forward(model, enc.features, batch_size, precision)
     predicted = [lg.argmax(-1) for lg in logits]
-    tags = decode_ner(examples, enc, predicted, {int(k): v for k, v in model.config.id2label.items()})
+    confidence = [_softmax(lg).max(-1) for lg in logits]  # [T] each
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    tags, scores = decode_ner_scored(examples, enc, predicted, id2label, confidence)
     timing["examples_per_second"] = round(len(examples) / timing["seconds"], 1) if timing["seconds"] else None
-    return tags, enc, timing
+    return tags, scores, enc, timing
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
 
 
 def raw_examples(texts: list[str], units: str) -> list[RawExample]:

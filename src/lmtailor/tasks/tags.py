@@ -91,9 +91,19 @@ def tags_from_spans(units: Sequence[tuple[int, int]], spans: Iterable[Span]) -> 
     return tuple(tags)
 
 
-def span_records(text: str, units: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[dict]:
-    """The entities of `tags` as the prediction files and the API write them: start, end, type and text."""
-    return [{"start": s, "end": e, "type": t, "text": text[s:e]} for s, e, t in spans_from_tags(units, tags)]
+def span_records(
+    text: str, units: Sequence[tuple[int, int]], tags: Sequence[str], scores: Sequence[float] | None = None
+) -> list[dict]:
+    """The entities of `tags` as the prediction files and the API write them: start, end, type and text, and with
+    per-unit `scores` the entity's score, the mean over its units."""
+    records = []
+    for first, last, etype in unit_spans(units, tags):
+        start, end = units[first][0], units[last][1]
+        record = {"start": start, "end": end, "type": etype, "text": text[start:end]}
+        if scores is not None:
+            record["score"] = round(sum(scores[first : last + 1]) / (last + 1 - first), 4)
+        records.append(record)
+    return records
 
 
 def spans_from_tags(units: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[Span]:
@@ -101,9 +111,14 @@ def spans_from_tags(units: Sequence[tuple[int, int]], tags: Sequence[str]) -> li
 
     An `I-X` that continues nothing starts an entity, as the readers' repair would have made it.
     """
+    return [(units[first][0], units[last][1], etype) for first, last, etype in unit_spans(units, tags)]
+
+
+def unit_spans(units: Sequence[tuple[int, int]], tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """(first unit, last unit, type) of each entity in IOB2 `tags`."""
     if len(units) != len(tags):
         raise ValueError(f"{len(units)} units but {len(tags)} tags")
-    spans: list[Span] = []
+    spans: list[tuple[int, int, str]] = []
     first = last = -1
     current = ""
     for i, tag in enumerate((*tags, "O")):
@@ -113,6 +128,6 @@ def spans_from_tags(units: Sequence[tuple[int, int]], tags: Sequence[str]) -> li
             last = i
             continue
         if current:
-            spans.append((units[first][0], units[last][1], current))
+            spans.append((first, last, current))
         current, first, last = (tag[2:], i, i) if tag != "O" else ("", -1, -1)
     return spans
