@@ -249,3 +249,15 @@ def coverage_key(result: dict) -> tuple[str, str]:
     if (result.get("han_chars") or 0) > (result.get("words") or 0):
         return "han_char_coverage", "Chinese characters with their own token"
     return "whole_word_coverage", "whole words that are one token"
+
+
+def serving(folders: list[Folder]) -> list[dict]:
+    """What each `serve` stage prepared: the command that starts the server, its address and its models."""
+    out = []
+    for f in folders:
+        if f.stage != "serve":
+            continue
+        m = f.manifest.get("metrics", {})
+        out.append({"path": str(f.path), "command": m.get("command"), "url": m.get("url"),
+                    "models": m.get("models", {}), "script": str(f.path / "serve.sh")})  # fmt: skip
+    return out

@@ -255,6 +255,7 @@ def render_html(config: ReportConfig, data: dict, figures: dict[str, Path | None
          "</summary><table><tr><th>#</th><th>class</th><th>teacher</th><th>final model</th></tr>"
          f"{per_class}</table></details>") if per_class else "",
         _searches_html(data.get("searches", [])),
+        _serving_html(data.get("serving", [])),
         "<h2>Tokenizer</h2>",
         _img(figures.get("tokenizer"), "tokens per word and coverage against the general tokenizer"),
         ("<h3>Domain terms: kept whole by the domain tokenizer, split by the general one</h3><table><tr><th>term</th>"
@@ -290,6 +291,20 @@ def _searches_html(searches: list[dict]) -> str:
     return "<h2>Search on dev</h2>" + "".join(parts) if parts else ""
 
 
+def _serving_html(serving: list[dict]) -> str:
+    items = "".join(
+        f"<li><code>{html.escape(s['command'] or '')}</code> serves {html.escape(_models_text(s['models']))} on "
+        f'{html.escape(s["url"] or "")} (<a href="{html.escape(Path(s["script"]).as_uri())}">serve.sh</a>; routes '
+        "/v1/classify, /v1/entities, /v1/embeddings, /v1/tokenize, /v1/models, /health, /metrics, /docs)</li>"
+        for s in serving
+    )
+    return f"<h2>Serving</h2><ul>{items}</ul>" if items else ""
+
+
+def _models_text(models: dict) -> str:
+    return ", ".join(f"{name} ({kind})" for name, kind in models.items())
+
+
 def render_markdown(config: ReportConfig, data: dict, figures: dict[str, Path | None]) -> str:
     lines = [
         f"# {config.title}",
@@ -318,6 +333,9 @@ def render_markdown(config: ReportConfig, data: dict, figures: dict[str, Path | 
         lines += ["", "## Search on dev", "", _search_head(s), "", f"| trial | settings | state | dev {s['metric']} "
                   "| minutes |", "|---|---|---|---:|---:|"]  # fmt: skip
         lines += ["| " + " | ".join(row) + " |" for row in _search_rows(s)]
+    for srv in data.get("serving", []):
+        lines += ["", "## Serving", "", f"`{srv['command']}` serves {_models_text(srv['models'])} on {srv['url']} "
+                  f"([serve.sh]({Path(srv['script']).as_uri()}))."]  # fmt: skip
     lines += ["", "## Figures", ""]
     lines += [f"![{name}](plots/{p.name})" for name, p in figures.items() if p is not None]
     return "\n".join(lines) + "\n"
@@ -365,6 +383,7 @@ def run_report(config: ReportConfig) -> Path:
             "examples": evals[0].get("examples", []) if evals else [],
             "tokenizer": _tokenizer_summary(evals),
             "searches": collect.searches(folders),
+            "serving": collect.serving(folders),
         }
         (out.dir / "report.html").write_text(render_html(config, data, figures), encoding="utf-8")
         (out.dir / "report.md").write_text(render_markdown(config, data, figures), encoding="utf-8")

@@ -138,40 +138,49 @@ def _v1(state: State) -> APIRouter:
     o = state.options
 
     @router.post("/classify", response_model=api.ClassifyResponse, summary="Labels with scores for each text.")
-    async def classify(req: api.ClassifyRequest) -> dict:
+    async def classify(req: api.ClassifyRequest) -> Response:
         model = _pick(state, req.model, "/v1/classify")
         top_k = min(req.top_k or o.top_k, len(model.labels))
         results = await _answer(state, model, _texts(state, req))
         data = [{"index": i, "label": r["label"], "score": r["score"], "scores": r["top"][:top_k]}
                 for i, r in enumerate(results)]  # fmt: skip
-        return {"model": model.name, "data": data}
+        return _reply({"object": "list", "model": model.name, "data": data})
 
     @router.post("/entities", response_model=api.EntitiesResponse, summary="Entities with character offsets.")
-    async def entities(req: api.Request) -> dict:
+    async def entities(req: api.Request) -> Response:
         model = _pick(state, req.model, "/v1/entities")
         results = await _answer(state, model, _texts(state, req))
-        return {"model": model.name, "data": [{"index": i, "entities": r["entities"]} for i, r in enumerate(results)]}
+        data = [{"index": i, "entities": r["entities"]} for i, r in enumerate(results)]
+        return _reply({"object": "list", "model": model.name, "data": data})
 
     @router.post("/embeddings", response_model=api.EmbeddingsResponse, summary="OpenAI-compatible embeddings.")
-    async def embeddings(req: api.EmbeddingsRequest) -> dict:
+    async def embeddings(req: api.EmbeddingsRequest) -> Response:
         model = _pick(state, req.model, "/v1/embeddings")
         results = await _answer(state, model, _texts(state, req))
         tokens = sum(r["tokens"] for r in results)
-        return {"model": model.name, "data": [{"index": i, "embedding": r["embedding"]} for i, r in enumerate(results)],
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
+        data = [{"object": "embedding", "index": i, "embedding": r["embedding"]} for i, r in enumerate(results)]
+        return _reply({"object": "list", "model": model.name, "data": data,
+                       "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
 
     @router.post("/tokenize", response_model=api.TokenizeResponse, summary="The tokens a model reads, with offsets.")
-    async def tokenize(req: api.Request) -> dict:
+    async def tokenize(req: api.Request) -> Response:
         model = _pick(state, req.model, "/v1/tokenize")
         texts = _texts(state, req)
         results = await asyncio.to_thread(lambda: [model.tokenize(t) for t in texts])
-        return {"model": model.name, "data": [{"index": i, **r} for i, r in enumerate(results)]}
+        data = [{"index": i, **r} for i, r in enumerate(results)]
+        return _reply({"object": "list", "model": model.name, "data": data})
 
     @router.get("/models", summary="Each served model's card: kind, labels, size, metrics.")
     async def models() -> dict:
         return {"object": "list", "data": [m.card for m in state.models.values()]}
 
     return router
+
+
+def _reply(body: dict) -> JSONResponse:
+    """The answer as built, without FastAPI checking it against the route's response model again: the shapes are
+    declared for the OpenAPI page, and the per-request validation cost a third of a small model's served rate."""
+    return JSONResponse(body)
 
 
 def _pick(state: State, name: str | None, route: str) -> ServedModel:
