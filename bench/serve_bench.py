@@ -3,16 +3,18 @@
     .venv/bin/python bench/serve_bench.py --student WORK/int8 --teacher WORK/teacher --out /tmp/serve-bench
 
 WORK is a build of `recipes/legal-en.yaml` (the CUAD int8 student and its MiniLM teacher). Every request carries one
-CUAD test clause (cycled over the 624), and every answer is checked against the label `lmtailor predict` gives the
-same clause in-process, so "0 errors" means 0 failed *and* 0 wrong answers. The load generator is httpx's async
+CUAD test clause (cycled over the 624), and every answer's label is compared with the one `lmtailor predict` gives the
+same clause in-process at batch 32 ("differ"). For a PyTorch or fp32 ONNX model they must agree; an int8 ONNX model
+quantises its activations with one scale per batch tensor (ONNX Runtime's dynamic int8), so its answer to a text
+moves with the texts and the padding it is batched with, in the server as in `predict`, and a few near-ties flip. The load generator is httpx's async
 client (a real client library) with `concurrency` requests in flight; all traffic stays on 127.0.0.1, and every
 phase is bounded in requests and in seconds. Phases:
 1. in-process, same run: `lmtailor bench` (batch 32, 128 tokens) and `predict` over the clauses at batch 32;
 2. the student served: concurrency 1, 8, 32 (the last one --requests long, RSS sampled after the first and last
    5,000 requests);
 3. the teacher served the same way at concurrency 32 (shorter), for the student/teacher ratio of served req/s;
-4. a fault: the student on two workers at concurrency 32; one worker is killed mid-load, the supervisor starts a
-   new one; every answered request must still be right.
+4. a fault: the student's fp32 ONNX on two workers at concurrency 32; one worker is killed mid-load, the
+   supervisor starts a new one; every answered request must still be right.
 Results: `--out`/serve_bench.json and a Markdown table on stdout.
 """
 
@@ -45,11 +47,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, model: Path, name: str, workers: int, threads: int, log: Path, max_batch: int = 32) -> None:
+    def __init__(
+        self, model: Path, name: str, workers: int, threads: int, log: Path, max_batch: int = 32, forward_batch: int = 8
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "lmtailor.cli", "serve", f"{name}={model}", "--port", str(self.port),
                "--workers", str(workers), "--threads", str(threads), "--max-batch", str(max_batch),
+               "--forward-batch", str(forward_batch),
                "--max-wait-ms", "2", "--max-queue", "4096"]  # fmt: skip
         self.proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT,
                                      env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})  # fmt: skip
@@ -85,13 +90,13 @@ async def load(url: str, name: str, texts: list[str], expected: list[str], reque
     """`requests` classify requests of one text each, `concurrency` in flight; every answer checked."""
     latencies: list[float] = []
     status: dict[str, int] = {}
-    wrong = 0
+    differ = 0
     issued = 0
     deadline = time.monotonic() + max_seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
     async def one(client: httpx.AsyncClient) -> None:
-        nonlocal issued, wrong
+        nonlocal issued, differ
         while issued < requests and time.monotonic() < deadline:
             i = issued
             issued += 1
@@ -106,7 +111,7 @@ async def load(url: str, name: str, texts: list[str], expected: list[str], reque
             latencies.append(time.perf_counter() - t0)
             status[str(r.status_code)] = status.get(str(r.status_code), 0) + 1
             if r.status_code == 200 and r.json()["data"][0]["label"] != expected[i % len(texts)]:
-                wrong += 1
+                differ += 1
 
     t0 = time.perf_counter()
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
@@ -114,7 +119,7 @@ async def load(url: str, name: str, texts: list[str], expected: list[str], reque
     seconds = time.perf_counter() - t0
     lat = sorted(latencies)
     ok = status.get("200", 0)
-    return {"concurrency": concurrency, "requests": issued, "ok": ok, "wrong": wrong,
+    return {"concurrency": concurrency, "requests": issued, "ok": ok, "differ": differ,
             "errors": issued - ok, "status": status, "seconds": round(seconds, 2),
             "req_per_s": round(ok / seconds, 1),
             "p50_ms": round(1000 * lat[len(lat) // 2], 2) if lat else None,
@@ -144,99 +149,110 @@ def in_process(model: Path, texts: list[str], out: Path, threads: int) -> dict:
             "predict_texts_per_s_b32": round(len(texts) / seconds, 1), "labels": labels}  # fmt: skip
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--student", type=Path, required=True)
-    ap.add_argument("--teacher", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--requests", type=int, default=20_000)
-    ap.add_argument("--teacher-requests", type=int, default=1_500)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--max-seconds", type=float, default=420)
-    args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    texts = [json.loads(line)["text"] for line in CUAD.read_text(encoding="utf-8").splitlines()]
-    result: dict = {"command": " ".join(sys.argv), "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-                    "texts": len(texts)}  # fmt: skip
+def serve_phases(model: Path, role: str, texts: list[str], args, rss_check: bool) -> dict:
+    """In-process reference, then the model served at each concurrency of `args`."""
+    inproc = in_process(model, texts, args.out, args.threads)
+    expected = inproc.pop("labels")
+    print(f"{role} in-process: {inproc}", flush=True)
+    srv = Server(model, role, 1, args.threads, args.out / f"{role}.log", forward_batch=args.forward_batch)
+    phases, rss = [], {}
 
-    for role, model in (("student", args.student), ("teacher", args.teacher)):
-        inproc = in_process(model, texts, args.out, args.threads)
-        expected = inproc.pop("labels")
-        print(f"{role} in-process: {inproc}", flush=True)
-        srv = Server(model, role, 1, args.threads, args.out / f"{role}.log")
-        try:
-            phases = []
-            if role == "student":
-                for conc, n in ((1, 500), (8, 2_000)):
-                    phases.append(asyncio.run(load(srv.url, role, texts, expected, n, conc, args.max_seconds)))
-                    print(phases[-1], flush=True)
-                rss: dict[str, float] = {}
+    def sample(i: int) -> None:
+        if i == 5_000:
+            rss["after_first_5000"] = srv.rss_mb()
+        if i == args.requests - 5_000:
+            rss["at_last_5000"] = srv.rss_mb()
 
-                def sample(i: int, srv=srv, rss=rss) -> None:
-                    if i == 5_000:
-                        rss["after_first_5000"] = srv.rss_mb()
-                    if i == args.requests - 5_000:
-                        rss["at_last_5000"] = srv.rss_mb()
+    try:
+        if role == "student":
+            for conc, n in args.warm_phases:
+                phases.append(asyncio.run(load(srv.url, role, texts, expected, n, conc, args.max_seconds)))
+                print(phases[-1], flush=True)
+        n = args.requests if role == "student" else args.teacher_requests
+        phases.append(asyncio.run(load(srv.url, role, texts, expected, n, 32, args.max_seconds,
+                                       sample if rss_check else None)))  # fmt: skip
+        if rss_check:
+            rss["end"] = srv.rss_mb()
+            phases[-1]["rss_mb"] = rss
+        print(phases[-1], flush=True)
+    finally:
+        srv.stop()
+    rate = phases[-1]["req_per_s"]
+    return {"model": str(model), **inproc, "phases": phases,
+            "served_vs_bench": round(rate / inproc["bench_seq_per_s_b32"], 3),
+            "served_vs_predict": round(rate / inproc["predict_texts_per_s_b32"], 3)}  # fmt: skip
 
-                phases.append(asyncio.run(load(srv.url, role, texts, expected, args.requests, 32, args.max_seconds,
-                                               sample)))  # fmt: skip
-                rss["end"] = srv.rss_mb()
-                phases[-1]["rss_mb"] = rss
-            else:
-                phases.append(asyncio.run(load(srv.url, role, texts, expected, args.teacher_requests, 32,
-                                               args.max_seconds)))  # fmt: skip
-            print(phases[-1], flush=True)
-        finally:
-            srv.stop()
-        c32 = phases[-1]
-        rate = c32["req_per_s"]
-        result[role] = {"model": str(model), **inproc, "phases": phases,
-                        "served_vs_bench": round(rate / inproc["bench_seq_per_s_b32"], 3),
-                        "served_vs_predict": round(rate / inproc["predict_texts_per_s_b32"], 3)}  # fmt: skip
-        result[f"{role}_expected"] = expected
-    result["student_vs_teacher_served"] = round(
-        result["student"]["phases"][-1]["req_per_s"] / result["teacher"]["phases"][-1]["req_per_s"], 2
-    )
 
-    # The fault: two workers (one thread each), one killed a third of the way through.
-    expected = result.pop("student_expected")
-    result.pop("teacher_expected")
-    srv = Server(args.student, "student", 2, max(1, args.threads // 2), args.out / "fault.log")
+def fault_phase(model: Path, texts: list[str], args) -> dict:
+    """Two workers (one thread each) at concurrency 32; one is killed at request 1,000 and the supervisor starts a
+    new one. The model is the student's fp32 ONNX folder, whose answers do not depend on batch partners, so an
+    answer that differs from `predict` would be a wrong one (a mixed-up batch), not int8 rounding."""
+    from lmtailor.tasks.evaluate import predict
+
+    expected = [r["label"] for r in predict(model, texts, batch_size=32)]
+    srv = Server(model, "student", 2, max(1, args.threads // 2), args.out / "fault.log",
+                 forward_batch=args.forward_batch)  # fmt: skip
     killed: dict = {}
 
     def kill(i: int) -> None:
         if i == 1_000 and not killed:
             victim = srv.workers()[0]
-            killed["pid"] = victim.pid
+            killed.update(pid=victim.pid, at_request=i)
             victim.kill()
-            killed["at_request"] = i
 
     try:
         fault = asyncio.run(load(srv.url, "student", texts, expected, 4_000, 32, args.max_seconds, kill))
-        time.sleep(2)
+        time.sleep(3)
         fault["workers_after"] = len(srv.workers())
         fault["killed"] = killed
     finally:
         srv.stop()
-    result["fault"] = fault
     print(fault, flush=True)
+    return fault
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--student", type=Path, required=True, help="the int8 student folder")
+    ap.add_argument("--teacher", type=Path, help="the teacher folder (skipped when absent)")
+    ap.add_argument("--fault-model", type=Path, help="the student's fp32 ONNX folder, for the fault test")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--requests", type=int, default=20_000)
+    ap.add_argument("--teacher-requests", type=int, default=1_500)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--forward-batch", type=int, default=8)
+    ap.add_argument("--no-warm-phases", action="store_true", help="only concurrency 32 (a quick comparison)")
+    ap.add_argument("--max-seconds", type=float, default=420)
+    args = ap.parse_args()
+    args.warm_phases = [] if args.no_warm_phases else [(1, 500), (8, 2_000)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    texts = [json.loads(line)["text"] for line in CUAD.read_text(encoding="utf-8").splitlines()]
+    result: dict = {"command": " ".join(sys.argv), "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+                    "texts": len(texts)}  # fmt: skip
+    result["student"] = serve_phases(args.student, "student", texts, args, rss_check=args.requests >= 10_000)
+    if args.teacher:
+        result["teacher"] = serve_phases(args.teacher, "teacher", texts, args, rss_check=False)
+        result["student_vs_teacher_served"] = round(
+            result["student"]["phases"][-1]["req_per_s"] / result["teacher"]["phases"][-1]["req_per_s"], 2
+        )
+    if args.fault_model:
+        result["fault"] = fault_phase(args.fault_model, texts, args)
     (args.out / "serve_bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    s, t = result["student"], result["teacher"]
-    print("\n| model | concurrency | requests | errors | wrong | req/s | p50 ms | p99 ms |")
+    print("\n| model | concurrency | requests | errors | differ from predict | req/s | p50 ms | p99 ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for role, r in (("student int8", s), ("teacher", t)):
-        for p in r["phases"]:
-            print(
-                f"| {role} | {p['concurrency']} | {p['requests']} | {p['errors']} | {p['wrong']} | {p['req_per_s']} "
-                f"| {p['p50_ms']} | {p['p99_ms']} |"
-            )
+    for role in ("student", "teacher"):
+        for p in result.get(role, {}).get("phases", []):
+            print(f"| {role} | {p['concurrency']} | {p['requests']} | {p['errors']} | {p['differ']} | "
+                  f"{p['req_per_s']} | {p['p50_ms']} | {p['p99_ms']} |")  # fmt: skip
+    for role in ("student", "teacher"):
+        if role in result:
+            r = result[role]
+            print(f"{role}: served c32 / bench b32 = {r['served_vs_bench']}, / predict b32 = {r['served_vs_predict']}")
     print(
-        f"\nstudent: served c32 / bench b32 = {s['served_vs_bench']}, / predict b32 = {s['served_vs_predict']}; "
-        f"teacher: {t['served_vs_bench']}, {t['served_vs_predict']}; student/teacher served = "
-        f"{result['student_vs_teacher_served']}; RSS {s['phases'][-1].get('rss_mb')}"
+        f"student/teacher served: {result.get('student_vs_teacher_served')}; "
+        f"RSS {result['student']['phases'][-1].get('rss_mb')}; fault: {result.get('fault')}"
     )
-    print(f"fault: {fault}")
 
 
 if __name__ == "__main__":

@@ -44,28 +44,67 @@ console = Console(stderr=True, soft_wrap=True)
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
 
 
+# Set by the callback: -v, and where --log-json writes its events.
+SESSION: dict[str, Any] = {"verbose": False, "log_json": None}
+# Third-party loggers whose INFO a person never needs (ONNX Runtime's quantiser alone logs 25 lines per model);
+# they keep their warnings, and -v brings everything back.
+THIRD_PARTY_LEVEL = logging.WARNING
+
+
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages, third-party ones too.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    log_json: Annotated[
+        Path | None,
+        typer.Option("--log-json", help="Also write events (stage start/end, evaluations, summary) as JSON lines."),
+    ] = None,
 ) -> None:
     if version:
         typer.echo(__version__)
         raise typer.Exit()
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False)],
-    )
+    SESSION.update(verbose=verbose, log_json=log_json)
+    setup_logging(verbose)
+
+
+def setup_logging(verbose: bool) -> None:
+    """On a terminal, rich log lines above the live view, lmtailor's warnings only (the view shows the progress);
+    elsewhere (CI, nohup, a pipe) plain timestamped lines with lmtailor's INFO. Third-party INFO only with -v."""
+    if console.is_terminal:
+        handler: logging.Handler = RichHandler(console=console, show_path=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        own = logging.WARNING
+    else:
+        handler = logging.StreamHandler(console.file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        own = logging.INFO
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.DEBUG if verbose else THIRD_PARTY_LEVEL)
+    logging.getLogger("lmtailor").setLevel(logging.DEBUG if verbose else own)
 
 
 def _quiet_transformers() -> None:
-    """transformers draws a bar for every sub-second load and save ("Loading weights", "Writing model shards"); the
-    stages report their own progress, and the Trainer's bar is not one of these. Called by the commands that load
-    models, not by the callback, so that `--help` does not import transformers (half a second)."""
+    """transformers draws a bar for every sub-second load and save ("Loading weights", "Writing model shards") and
+    warns about what lmtailor handles (a new task head); the stages report their own progress and say what matters in
+    one line. Called by the commands that load models, not by the callback, so that `--help` does not import
+    transformers (half a second). With -v transformers keeps its own verbosity."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    if not SESSION["verbose"]:
+        hf_logging.set_verbosity_error()
+
+
+def _display(enabled: bool = True):
+    """The live view (a terminal) or log lines (anything else) that stages report to, plus --log-json's events."""
+    from contextlib import nullcontext
+
+    from lmtailor import display
+
+    if not enabled:
+        return nullcontext(None)
+    return display.showing(display.for_console(console, SESSION["log_json"]))
 
 
 def _run(stage: Stage, config_path: Path | None, values: dict[str, Any]) -> None:
@@ -75,7 +114,8 @@ def _run(stage: Stage, config_path: Path | None, values: dict[str, Any]) -> None
     _quiet_transformers()
     try:
         config = load_config(stage.config, config_path, section=sections if config_path else None, **values)
-        out = run_stage(stage.name, config)
+        with _display(config.show_progress):
+            out = run_stage(stage.name, config)
     except LmtailorError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -89,7 +129,19 @@ def _json(name: str) -> Callable[[Path], None]:
 
 
 def _metrics(out: Path) -> None:
-    typer.echo(json.dumps(json.loads((out / "lmtailor.json").read_text(encoding="utf-8"))["metrics"], indent=2))
+    """The stage's figures as one compact table (scalars, and scalars one level down as `dev.accuracy`); the full
+    record stays in lmtailor.json."""
+    metrics = json.loads((out / "lmtailor.json").read_text(encoding="utf-8")).get("metrics", {})
+    rows = []
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            rows += [(f"{key}.{k}", v) for k, v in value.items() if isinstance(v, int | float | str | bool)]
+        elif isinstance(value, int | float | str | bool):
+            rows.append((key, value))
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    for key, value in rows[:40]:
+        table.add_row(key, f"{value:,.4g}" if isinstance(value, float) else str(value))
+    Console().print(table)
 
 
 def _report_of(out: Path, name: str) -> dict:
@@ -159,10 +211,10 @@ SUMMARIES: dict[str, Callable[[Path], None]] = {
     "tokenizer.eval": _print_eval,
     "vocab.trim": _print_trim,
     "vocab.extend": _print_extend,
-    "vocab.transfer": _json("transfer_report.json"),
-    "pretrain": _json("pretrain_report.json"),
-    "finetune": _json("finetune_report.json"),
-    "distill": _json("finetune_report.json"),
+    "vocab.transfer": _metrics,
+    "pretrain": _metrics,
+    "finetune": _metrics,
+    "distill": _metrics,
     "evaluate": _metrics,
     "prune": _print_prune,
     "sparsify": _metrics,
@@ -220,8 +272,8 @@ def build_cmd(
                 typer.echo(f"{i}. {stage.name}: {stage.kind} → {stage.config.out_dir}{reads}")
             return
         t0 = time.perf_counter()
-        results = run_build(plan, start=start, until=until, force=force or [], show_progress=progress,
-                            echo=lambda m: console.print(f"[bold cyan]{m}[/]"))  # fmt: skip
+        with _display():  # the view even with --no-progress (which only drops the bars inside the stages)
+            results = run_build(plan, start=start, until=until, force=force or [], show_progress=progress)
     except LmtailorError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -229,25 +281,51 @@ def build_cmd(
     cached = [r.name for r in results if r.status == "cached"]
     took = time.perf_counter() - t0
     typer.echo(f"build {plan.name}: {len(ran)} stage(s) ran, {len(cached)} up to date, in {took:.1f}s; {plan.work}")
-    _print_verdicts(results)
+    _print_summary(results)
 
 
-def _print_verdicts(results) -> None:
-    """The report's key metrics that failed and its plain-words verdicts (a model that does not beat the baseline),
-    so a build's last lines say whether its models earn their cost."""
-
+def _print_summary(results) -> None:
+    """The build's result in a few lines: the report's key metrics (pass/fail), the final model and the baseline
+    (size, speed, metric), the report's plain-words verdicts and its path."""
     for r in results:
         path = Path(r.out_dir) / "report.json"
         if read_manifest(Path(r.out_dir)).get("stage") != "report" or not path.is_file():
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
-        failed = [m for m in data.get("key_metrics", []) if m.get("status") == "fail"]
-        for m in failed:
-            console.print(f"[bold red]fail:[/] {m['metric']}: {m['value']} (needs {m['threshold']}) {m['detail']}")
-        for verdict in data.get("verdicts", []):
-            console.print(f"[bold yellow]note:[/] {verdict}")
-        if not failed:
-            console.print(f"[green]all key metrics pass or n/a[/] ({path.parent / 'report.html'})")
+        summary_table(data)
+        console.print(f"report: {path.parent / 'report.html'}")
+        if SESSION["log_json"] is not None:
+            from lmtailor.display import JsonDisplay
+
+            events = JsonDisplay(SESSION["log_json"])
+            events.summary(key_metrics=data.get("key_metrics", []), verdicts=data.get("verdicts", []),
+                           report=str(path.parent / "report.html"))  # fmt: skip
+            events.close()
+
+
+def summary_table(data: dict) -> None:
+    """Key metrics with pass/fail, the models that matter (teacher, final model, baseline), then the verdicts."""
+    colour = {"pass": "green", "fail": "bold red"}
+    table = Table(title="key metrics", title_justify="left")
+    for column in ("metric", "value", "threshold", "status", "detail"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for m in data.get("key_metrics", []):
+        value = m["value"] if m["value"] is not None else "–"
+        style = colour.get(m["status"], "dim")
+        table.add_row(m["metric"], str(value), m["threshold"], f"[{style}]{m['status']}[/]", m.get("detail", ""))
+    console.print(table)
+    names = {Path(p).name for p in (data.get("teacher"), data.get("student")) if p}
+    rows = [r for r in data.get("ledger", []) if r["model"] in names or str(r.get("stage", "")).startswith("baseline")]
+    if rows:
+        models = Table(title="models", title_justify="left")
+        for column in ("model", "stage", "MB", "p50 ms (b1)", "seq/s (b32)", "test"):
+            models.add_column(column, justify="left" if column in ("model", "stage") else "right")
+        for r in rows:
+            models.add_row(*(str(r.get(k)) if r.get(k) is not None else "–" for k in
+                             ("model", "stage", "size_mb", "p50_ms", "throughput", "test")))  # fmt: skip
+        console.print(models)
+    for verdict in data.get("verdicts", []):
+        console.print(f"[bold yellow]note:[/] {verdict}")
 
 
 @app.command("init")
@@ -404,17 +482,14 @@ def demo_cmd(
 
     t0 = time.perf_counter()
     try:
-        results = run_demo(out, show_progress=progress, quick=quick)
+        with _display():
+            results = run_demo(out, show_progress=progress, quick=quick)
     except LmtailorError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    report = next(r.out_dir for r in results if r.name == "report")
-    data = json.loads((report / "report.json").read_text(encoding="utf-8"))
-    for m in data["key_metrics"]:
-        typer.echo(f"{m['status']:>4}  {m['metric']}: {m['value']} (threshold {m['threshold']}) {m['detail']}")
-    for verdict in data.get("verdicts", []):  # the same plain words a build ends with
-        typer.echo(f"note: {verdict}")
-    typer.echo(f"demo finished in {time.perf_counter() - t0:.0f}s; report: {report / 'report.html'}")
+    ran = sum(r.status == "ran" for r in results)
+    typer.echo(f"demo: {ran} stage(s) ran, {len(results) - ran} up to date, in {time.perf_counter() - t0:.0f}s")
+    _print_summary(results)  # the same summary a build ends with
 
 
 if __name__ == "__main__":  # pragma: no cover

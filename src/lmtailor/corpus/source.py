@@ -9,16 +9,14 @@ settings and without de-duplication or splitting, so a quick experiment needs no
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lmtailor.corpus.readers import Document, ReadOptions, Skip, SourceFile, check_inputs, discover, read_file
 from lmtailor.corpus.segment import segment_document
 from lmtailor.corpus.writer import read_shards, shard_paths
+from lmtailor.display import progress_over
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError
 from lmtailor.outputs import read_manifest
 
@@ -33,18 +31,6 @@ class Record:
 
     text: str
     doc: str
-
-
-@contextmanager
-def progress_over(total: int, label: str, enabled: bool) -> Iterator[Callable[[], None]]:
-    """A rich progress bar of `total` steps (or nothing when disabled); yields the function that advances it."""
-    if not enabled:
-        yield lambda: None
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda: progress.advance(task)
 
 
 def iter_documents(

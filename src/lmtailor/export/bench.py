@@ -232,7 +232,7 @@ def disk_record(entry: Entry) -> dict:
 
 def run_bench(config: BenchConfig) -> Path:
     """Measure every entry in its own process and write bench.json and bench.md; return the output folder."""
-    from lmtailor.corpus.source import progress_over
+    from lmtailor.display import progress_over
 
     entries = resolve_entries(config)
     if config.text is not None and not Path(config.text).is_file():

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmtailor import display
 from lmtailor.errors import ConfigError, LmtailorError
 from lmtailor.locks import hold
 from lmtailor.outputs import MANIFEST, content_hash, read_manifest, stage_family, write_json
@@ -125,6 +126,9 @@ def _run_stages(recipe: Recipe, first: int, last: int, force: list[str], show_pr
     results: list[StageResult] = []
     ran: set[str] = set()
     total = last - first + 1
+    shown = display.current()  # a live view or log lines (the CLI's); without one, `echo` says what happens
+    if shown is not None:
+        shown.plan([(s.name, s.kind) for s in recipe.stages[first : last + 1]])
     for i, stage in enumerate(recipe.stages):
         keys[stage.name] = key = stage_key(stage, produced, keys)
         out = Path(stage.config.out_dir)
@@ -135,7 +139,10 @@ def _run_stages(recipe: Recipe, first: int, last: int, force: list[str], show_pr
         previous = state.get(stage.name, {})
         fresh = previous.get("key") == key and _intact(stage, previous, out)
         if fresh and stage.name not in force and not ran.intersection(stage.deps):
-            echo(f"[{n}/{total}] {stage.name} ({stage.kind}): up to date, {out}")
+            if shown is None:
+                echo(f"[{n}/{total}] {stage.name} ({stage.kind}): up to date, {out}")
+            else:
+                shown.stage_end(stage.name, "cached", 0.0)
             results.append(StageResult(stage.name, "cached", 0.0, out))
             continue
         if previous.get("key") == key and out.exists() and not fresh:
@@ -143,18 +150,25 @@ def _run_stages(recipe: Recipe, first: int, last: int, force: list[str], show_pr
         eta = _eta(recipe, state, i, last)
         changed = "key" in previous and previous["key"] != key  # settings or inputs differ from the timed run
         note = f"  (about {eta} left at the last run's times" + ("; this stage has changed since)" if changed else ")")
-        echo(f"[{n}/{total}] {stage.name} ({stage.kind}) → {out}" + (note if eta else ""))
+        if shown is None:
+            echo(f"[{n}/{total}] {stage.name} ({stage.kind}) → {out}" + (note if eta else ""))
+        else:
+            shown.stage_start(stage.name, stage.kind, n, total, eta)
         t0 = time.perf_counter()
         config = stage.config.model_copy(update={"show_progress": show_progress})
         try:
             run_stage(stage.kind, config)
         except LmtailorError as exc:
+            if shown is not None:
+                shown.stage_end(stage.name, "failed", time.perf_counter() - t0)
             raise BuildError(
                 f"stage {stage.name!r} ({stage.kind}, {recipe.path}:{stage.line}) failed: {exc}\n"
                 f"Finished stages are kept; after fixing it, resume with: lmtailor build {recipe.path} "
                 f"--from {stage.name}"
             ) from exc
         seconds = time.perf_counter() - t0
+        if shown is not None:
+            shown.stage_end(stage.name, "done", seconds)
         state[stage.name] = {"key": key, "seconds": round(seconds, 1), "out_dir": str(out), "kind": stage.kind,
                              "files": files_of(out) if out.is_dir() else {}}  # fmt: skip
         write_json(state_path, state)

@@ -69,7 +69,7 @@ class State:
     def start_batchers(self) -> None:
         o = self.options
         for name, model in self.models.items():
-            infer = partial(model.infer, batch_size=o.max_batch)
+            infer = partial(model.infer, batch_size=min(o.forward_batch, o.max_batch))
             batcher = Batcher(infer, self.executor, o.max_batch, o.max_wait_ms / 1000, o.max_queue,
                               self.metrics.observer(name))  # fmt: skip
             batcher.start()

@@ -39,6 +39,10 @@ class ServeOptions(Settings):
     )
     max_batch: int = Field(32, ge=1, le=1024, description="Most texts in one inference; concurrent requests are "
                            "grouped up to it.")  # fmt: skip
+    forward_batch: int = Field(
+        8, ge=1, le=1024, description="Texts (or windows) per forward pass: a batch is sorted by length and cut into "
+        "pieces this size, so one long text does not pad many short ones."
+    )  # fmt: skip
     max_wait_ms: float = Field(
         5.0, ge=0, le=1000, description="How long the first request of a batch waits for others to join it."
     )

@@ -44,8 +44,14 @@ class ServedModel:
     def infer(self, texts: list[str], batch_size: int = 32) -> list[dict]:
         """The answer for each text, `batch_size` texts (or windows) per forward pass: for cls every label with its
         score (best first), for ner the entities, for embed the vector and the number of tokens read."""
-        if self.kind == "embed":
-            return [r for b in range(0, len(texts), batch_size) for r in self._embed(texts[b : b + batch_size])]
+        if self.kind == "embed":  # by length, so each forward pass pads little; answers go back in order
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            out: list[dict] = [{}] * len(texts)
+            for b in range(0, len(order), batch_size):
+                idx = order[b : b + batch_size]
+                for i, record in zip(idx, self._embed([texts[i] for i in idx]), strict=True):
+                    out[i] = record
+            return out
         from lmtailor.tasks.evaluate import predict_records
 
         records = predict_records(self.model, self.tokenizer, self.spec, texts, batch_size=batch_size,

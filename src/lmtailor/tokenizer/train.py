@@ -22,6 +22,7 @@ from typing import IO
 import numpy as np
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
+from lmtailor import display
 from lmtailor.errors import ConfigError, EmptyInputError
 from lmtailor.scripts import LATIN_CLASS
 from lmtailor.tokenizer.config import TokenizerTrainConfig
@@ -164,7 +165,9 @@ def _training_lines(spool: IO[str], alphabet: list[str], byte_level: bool) -> It
 def _train_model(cfg: TokenizerTrainConfig, budget: int, alphabet: Alphabet, lines: Iterator[str]) -> dict:
     """Run the HF trainer (no normaliser: the lines are normalised already); return the tokenizer's JSON."""
     byte_level = cfg.algorithm == "wordpiece"
-    common = {"vocab_size": budget, "special_tokens": SPECIAL_TOKENS, "show_progress": cfg.show_progress}
+    # the Rust trainer draws its own bar straight to the terminal: only where no lmtailor display is showing
+    rust_bar = cfg.show_progress and display.current() is None
+    common = {"vocab_size": budget, "special_tokens": SPECIAL_TOKENS, "show_progress": rust_bar}
     if cfg.algorithm == "bpe":
         if cfg.max_token_length == 1:  # character level: a budget of exactly the alphabet leaves no room for merges
             common["vocab_size"] = len(SPECIAL_TOKENS) + len(alphabet.chars)

@@ -54,6 +54,7 @@ from lmtailor.models.task_folder import load_task_model
 from lmtailor.tasks.align import IGNORE, Encoded, encode_cls, encode_ner
 from lmtailor.tasks.inference import forward
 from lmtailor.train.config import DistillConfig
+from lmtailor.train.progress import quiet_trainer
 from lmtailor.train.task_training import (
     TaskTrainer,
     argmax_ids,
@@ -438,6 +439,7 @@ def run_distill(config: DistillConfig, callbacks: Sequence = ()) -> Path:
         distill=config, teacher=live.to(args.device).eval() if live is not None else None, projections=projections,
         feature_projection=feature_projection,
     )  # fmt: skip
+    quiet_trainer(trainer, "distilling")
     resume = config.resume and any(ckpt.glob("checkpoint-*"))
     if resume and load_projections(extras, ckpt):
         log.info("resume: the distillation projections continue from the last checkpoint")

@@ -29,6 +29,7 @@ from lmtailor.models.dropout import set_dropout
 from lmtailor.models.loading import load_pretrained
 from lmtailor.tasks.align import IGNORE
 from lmtailor.train.config import FinetuneConfig
+from lmtailor.train.progress import quiet_trainer
 from lmtailor.train.task_training import (
     TaskTrainer,
     argmax_ids,
@@ -104,6 +105,7 @@ def run_finetune(config: FinetuneConfig, callbacks: Sequence = ()) -> Path:
         preprocess_logits_for_metrics=argmax_ids if config.task == "ner" else None,
         compute_loss_func=loss_fn, callbacks=callbacks,
     )  # fmt: skip
+    quiet_trainer(trainer, "fine-tuning")
     resume = config.resume and any(ckpt.glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     train_seconds = time.perf_counter() - t0

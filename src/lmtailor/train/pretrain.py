@@ -50,6 +50,7 @@ from lmtailor.outputs import check_out_dir, stage_output, write_json
 from lmtailor.train.config import PretrainConfig
 from lmtailor.train.mlm_data import IGNORE, MaskingSpec, PackedMLMStream, UnitSplitter
 from lmtailor.train.precision import resolve_precision
+from lmtailor.train.progress import quiet_trainer
 from lmtailor.train.task_training import JsonlLog  # the same metrics.jsonl log as fine-tuning
 
 log = logging.getLogger(__name__)
@@ -373,6 +374,7 @@ def run_pretrain(config: PretrainConfig) -> Path:
         callbacks.append(_Profile(config.profile, ckpt / "profile.txt"))
     trainer = _PretrainTrainer(model=model, args=args, train_dataset=stream, data_collator=default_data_collator,
                                processing_class=tokenizer, callbacks=callbacks)  # fmt: skip
+    quiet_trainer(trainer, "pretraining")
     trainer.tokens_per_step = config.batch_size * config.grad_accum * args.world_size * config.seq_len
     start = latest_complete_checkpoint(ckpt) if config.resume else None
     result = trainer.train(resume_from_checkpoint=str(start) if start else None)

@@ -116,15 +116,19 @@ def test_teacher_and_student_are_judged_against_the_baseline(folders: list[Path]
 
 
 def test_the_build_prints_failed_key_metrics_and_verdicts(folders: list[Path], tmp_path: Path, capsys) -> None:
-    from lmtailor.cli import _print_verdicts
+    from lmtailor.cli import _print_summary
     from lmtailor.recipe.run import StageResult
 
     base = _baseline(tmp_path / "tfidf", 0.95)
     out = run_report(ReportConfig(inputs=[*folders, base], out_dir=tmp_path / "report", show_progress=False))
-    _print_verdicts([StageResult("teacher", "cached", 0.0, folders[1]), StageResult("report", "ran", 1.0, out)])
-    printed = " ".join(capsys.readouterr().err.split())  # the console of messages is stderr
-    assert "fail: teacher beats the baseline (points): -5.0 (needs ≥ +1) 0.9000 vs 0.9500 (accuracy)" in printed
-    assert "note: The teacher (teacher, accuracy 0.9000) does not beat the classical baseline" in printed
+    _print_summary([StageResult("teacher", "cached", 0.0, folders[1]), StageResult("report", "ran", 1.0, out)])
+    printed = capsys.readouterr().err  # the console of messages is stderr
+    row = next(line for line in printed.splitlines() if "teacher beats the" in line)
+    assert "-5.0" in row and "fail" in row  # the key metrics table: value and status on the metric's row
+    assert "tfidf" in printed and "baseline-cls" in printed  # the models table names the baseline
+    flat = " ".join(printed.split())
+    assert "note: The teacher (teacher, accuracy 0.9000) does not beat the classical baseline" in flat
+    assert f"report: {out / 'report.html'}" in flat
 
 
 def test_a_search_on_dev_is_shown_with_every_trial(folders: list[Path], tmp_path: Path) -> None:
@@ -175,8 +179,11 @@ def test_the_demo_prints_the_key_metrics_and_the_verdicts(folders: list[Path], t
     monkeypatch.setattr(lmtailor.demo, "run_demo", lambda *a, **k: [StageResult("report", "ran", 1.0, out)])
     result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "fail  teacher beats the baseline (points): -5.0 (threshold ≥ +1)" in result.output
-    assert "note: The teacher (teacher, accuracy 0.9000) does not beat the classical baseline" in result.output
+    row = next(line for line in result.output.splitlines() if "teacher beats the" in line)
+    assert "-5.0" in row and "fail" in row  # the same summary table a build ends with
+    assert "note: The teacher (teacher, accuracy 0.9000) does not beat the classical baseline" in " ".join(
+        result.output.split()
+    )
 
 
 def test_html_is_self_contained(folders: list[Path], tmp_path: Path) -> None:
