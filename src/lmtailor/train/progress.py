@@ -41,7 +41,10 @@ class DisplayCallback(TrainerCallback):
             return
         shown = {k.removeprefix("eval_"): v for k, v in metrics.items()
                  if isinstance(v, int | float) and not k.endswith(("runtime", "per_second", "epoch"))}  # fmt: skip
-        text = " · ".join(f"{k} {v:.4g}" for k, v in shown.items())
+        loss = shown.pop("loss", None)  # the task metrics first: they are what the run is chosen by
+        text = " · ".join(f"{k} {v:.4g}" for k, v in shown.items()) + (
+            f" · loss {loss:.4g}" if loss is not None else ""
+        )
         display.event(f"step {state.global_step} (epoch {float(state.epoch or 0):.2f}) · dev {text}")
 
     def on_train_end(self, args, state, control, **kwargs):
