@@ -6,9 +6,10 @@ WORK is a build of `recipes/legal-en.yaml` (the CUAD int8 student and its MiniLM
 CUAD test clause (cycled over the 624), and every answer's label is compared with the one `lmtailor predict` gives the
 same clause in-process at batch 32 ("differ"). For a PyTorch or fp32 ONNX model they must agree; an int8 ONNX model
 quantises its activations with one scale per batch tensor (ONNX Runtime's dynamic int8), so its answer to a text
-moves with the texts and the padding it is batched with, in the server as in `predict`, and a few near-ties flip. The load generator is httpx's async
-client (a real client library) with `concurrency` requests in flight; all traffic stays on 127.0.0.1, and every
-phase is bounded in requests and in seconds. Phases:
+moves with the texts and the padding it is batched with, in the server as in `predict`, and a few near-ties flip.
+The load generator is httpx's async client (a real client library) with `concurrency` requests in flight, on the
+same 2 cores as the server (its CPU time per request is reported beside the server's); all traffic stays on
+127.0.0.1, and every phase is bounded in requests and in seconds. Phases:
 1. in-process, same run: `lmtailor bench` (batch 32, 128 tokens) and `predict` over the clauses at batch 32;
 2. the student served: concurrency 1, 8, 32 (the last one --requests long, RSS sampled after the first and last
    5,000 requests);
@@ -85,8 +86,21 @@ class Server:
             self.proc.kill()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (the server and its workers)."""
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 async def load(url: str, name: str, texts: list[str], expected: list[str], requests: int, concurrency: int,
-               max_seconds: float, on_request=None) -> dict:  # fmt: skip
+               max_seconds: float, on_request=None, server_pid: int | None = None) -> dict:  # fmt: skip
     """`requests` classify requests of one text each, `concurrency` in flight; every answer checked."""
     latencies: list[float] = []
     status: dict[str, int] = {}
@@ -113,17 +127,22 @@ async def load(url: str, name: str, texts: list[str], expected: list[str], reque
             if r.status_code == 200 and r.json()["data"][0]["label"] != expected[i % len(texts)]:
                 differ += 1
 
-    t0 = time.perf_counter()
+    t0, client0 = time.perf_counter(), time.process_time()
+    server0 = cpu_seconds(server_pid) if server_pid else 0.0
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         await asyncio.gather(*(one(client) for _ in range(concurrency)))
     seconds = time.perf_counter() - t0
+    client_cpu = time.process_time() - client0
+    server_cpu = cpu_seconds(server_pid) - server0 if server_pid else None
     lat = sorted(latencies)
     ok = status.get("200", 0)
     return {"concurrency": concurrency, "requests": issued, "ok": ok, "differ": differ,
             "errors": issued - ok, "status": status, "seconds": round(seconds, 2),
             "req_per_s": round(ok / seconds, 1),
             "p50_ms": round(1000 * lat[len(lat) // 2], 2) if lat else None,
-            "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2) if lat else None}  # fmt: skip
+            "p99_ms": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2) if lat else None,
+            "client_cpu_ms_per_request": round(1000 * client_cpu / max(issued, 1), 2),
+            "server_cpu_ms_per_request": round(1000 * (server_cpu or 0) / max(issued, 1), 2)}  # fmt: skip
 
 
 def in_process(model: Path, texts: list[str], out: Path, threads: int) -> dict:
@@ -166,11 +185,12 @@ def serve_phases(model: Path, role: str, texts: list[str], args, rss_check: bool
     try:
         if role == "student":
             for conc, n in args.warm_phases:
-                phases.append(asyncio.run(load(srv.url, role, texts, expected, n, conc, args.max_seconds)))
+                phases.append(asyncio.run(load(srv.url, role, texts, expected, n, conc, args.max_seconds,
+                                               server_pid=srv.proc.pid)))  # fmt: skip
                 print(phases[-1], flush=True)
         n = args.requests if role == "student" else args.teacher_requests
         phases.append(asyncio.run(load(srv.url, role, texts, expected, n, 32, args.max_seconds,
-                                       sample if rss_check else None)))  # fmt: skip
+                                       sample if rss_check else None, server_pid=srv.proc.pid)))  # fmt: skip
         if rss_check:
             rss["end"] = srv.rss_mb()
             phases[-1]["rss_mb"] = rss
