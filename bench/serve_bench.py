@@ -197,6 +197,16 @@ def serve_phases(model: Path, role: str, texts: list[str], args, rss_check: bool
         print(phases[-1], flush=True)
     finally:
         srv.stop()
+    if role == "student" and args.threads >= 2:  # the same cores as two worker processes of one thread each
+        srv = Server(model, role, 2, args.threads // 2, args.out / f"{role}-2w.log", forward_batch=args.forward_batch)
+        try:
+            two = asyncio.run(load(srv.url, role, texts, expected, min(args.requests, 5_000), 32, args.max_seconds,
+                                   server_pid=srv.proc.pid))  # fmt: skip
+        finally:
+            srv.stop()
+        two["workers"] = 2
+        print(two, flush=True)
+        phases.insert(len(phases) - 1, two)
     rate = phases[-1]["req_per_s"]
     return {"model": str(model), **inproc, "phases": phases,
             "served_vs_bench": round(rate / inproc["bench_seq_per_s_b32"], 3),
@@ -259,12 +269,16 @@ def main() -> None:
     if args.fault_model:
         result["fault"] = fault_phase(args.fault_model, texts, args)
     (args.out / "serve_bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    print("\n| model | concurrency | requests | errors | differ from predict | req/s | p50 ms | p99 ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "\n| model | workers | concurrency | requests | errors | differ from predict | req/s | p50 ms | p99 ms "
+        "| server CPU ms/req | client CPU ms/req |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for role in ("student", "teacher"):
         for p in result.get(role, {}).get("phases", []):
-            print(f"| {role} | {p['concurrency']} | {p['requests']} | {p['errors']} | {p['differ']} | "
-                  f"{p['req_per_s']} | {p['p50_ms']} | {p['p99_ms']} |")  # fmt: skip
+            print(f"| {role} | {p.get('workers', 1)} | {p['concurrency']} | {p['requests']} | {p['errors']} | "
+                  f"{p['differ']} | {p['req_per_s']} | {p['p50_ms']} | {p['p99_ms']} | "
+                  f"{p['server_cpu_ms_per_request']} | {p['client_cpu_ms_per_request']} |")  # fmt: skip
     for role in ("student", "teacher"):
         if role in result:
             r = result[role]
