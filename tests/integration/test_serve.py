@@ -66,6 +66,11 @@ def make_models(root: Path, make_clause_classifier) -> dict[str, Path]:
     )
     for name in ("parties", "encoder"):
         tokenizer.save_pretrained(str(folders[name]))
+    from lmtailor.export.config import ExportConfig
+    from lmtailor.stages import run_stage
+
+    folders["clauses-onnx"] = run_stage("export", ExportConfig(model=cls, out_dir=root / "clauses-onnx",
+                                                              show_progress=False))  # fmt: skip
     return folders
 
 
@@ -129,6 +134,7 @@ def real_texts() -> list[str]:
 def test_served_answers_equal_predict_on_real_clauses(server, models):
     texts = real_texts()  # CUAD test clauses where ../shared is present: long ones cross the 32-token windows
     expected_cls = list(predict(models["clauses"], texts, top_k=3))
+    expected_onnx = list(predict(models["clauses-onnx"], texts, top_k=3))
     expected_ner = list(predict(models["parties"], texts))
 
     def ask(route: str, model: str, chunk: list[str]) -> list[dict]:
@@ -145,9 +151,12 @@ def test_served_answers_equal_predict_on_real_clauses(server, models):
     answers_cls: dict[int, list] = {}
     answers_ner: dict[int, list] = {}
 
+    answers_onnx: dict[int, list] = {}
+
     def worker(k: int, chunk: list[str]) -> None:
         answers_cls[k] = ask("/v1/classify", "clauses", chunk)
         answers_ner[k] = ask("/v1/entities", "parties", chunk)
+        answers_onnx[k] = ask("/v1/classify", "clauses-onnx", chunk)
 
     threads = [threading.Thread(target=worker, args=(k, c)) for k, c in enumerate(chunks)]
     for t in threads:
@@ -157,6 +166,9 @@ def test_served_answers_equal_predict_on_real_clauses(server, models):
     served_cls = [row for k in sorted(answers_cls) for row in answers_cls[k]]
     served_ner = [row for k in sorted(answers_ner) for row in answers_ner[k]]
     assert len(served_cls) == len(texts) == len(served_ner)
+    served_onnx = [row for k in sorted(answers_onnx) for row in answers_onnx[k]]
+    for got, want in zip(served_onnx, expected_onnx, strict=True):  # the exported graph, on ONNX Runtime
+        assert got["label"] == want["label"] and got["score"] == pytest.approx(want["score"], abs=1e-3)
     for got, want in zip(served_cls, expected_cls, strict=True):
         assert got["label"] == want["label"]
         assert got["score"] == pytest.approx(want["score"], abs=1e-3)
@@ -206,6 +218,7 @@ BAD_REQUESTS = [
     ("an unknown model", "/v1/classify", b'{"model": "nope", "input": "a"}', 404, "model"),
     ("a path as model", "/v1/classify", b'{"model": "../../etc/passwd", "input": "a"}', 404, "model"),
     ("the wrong kind of model", "/v1/classify", b'{"model": "parties", "input": "a"}', 400, "model"),
+    ("no model named, two classifiers", "/v1/classify", b'{"input": "a"}', 400, "model"),
     ("too many texts", "/v1/entities", json.dumps({"input": ["a"] * 17}).encode(), 413, "input"),
     ("a text too long", "/v1/entities", json.dumps({"input": ["a", "x" * 2001]}).encode(), 413, "input[1]"),
     ("top_k of 0", "/v1/classify", b'{"input": "a", "top_k": 0}', 422, "top_k"),

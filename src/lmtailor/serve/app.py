@@ -139,24 +139,27 @@ def _v1(state: State) -> APIRouter:
 
     @router.post("/classify", response_model=api.ClassifyResponse, summary="Labels with scores for each text.")
     async def classify(req: api.ClassifyRequest) -> Response:
+        texts = _texts(state, req)
         model = _pick(state, req.model, "/v1/classify")
         top_k = min(req.top_k or o.top_k, len(model.labels))
-        results = await _answer(state, model, _texts(state, req))
+        results = await _answer(state, model, texts)
         data = [{"index": i, "label": r["label"], "score": r["score"], "scores": r["top"][:top_k]}
                 for i, r in enumerate(results)]  # fmt: skip
         return _reply({"object": "list", "model": model.name, "data": data})
 
     @router.post("/entities", response_model=api.EntitiesResponse, summary="Entities with character offsets.")
     async def entities(req: api.Request) -> Response:
+        texts = _texts(state, req)
         model = _pick(state, req.model, "/v1/entities")
-        results = await _answer(state, model, _texts(state, req))
+        results = await _answer(state, model, texts)
         data = [{"index": i, "entities": r["entities"]} for i, r in enumerate(results)]
         return _reply({"object": "list", "model": model.name, "data": data})
 
     @router.post("/embeddings", response_model=api.EmbeddingsResponse, summary="OpenAI-compatible embeddings.")
     async def embeddings(req: api.EmbeddingsRequest) -> Response:
+        texts = _texts(state, req)
         model = _pick(state, req.model, "/v1/embeddings")
-        results = await _answer(state, model, _texts(state, req))
+        results = await _answer(state, model, texts)
         tokens = sum(r["tokens"] for r in results)
         data = [{"object": "embedding", "index": i, "embedding": r["embedding"]} for i, r in enumerate(results)]
         return _reply({"object": "list", "model": model.name, "data": data,
@@ -164,8 +167,8 @@ def _v1(state: State) -> APIRouter:
 
     @router.post("/tokenize", response_model=api.TokenizeResponse, summary="The tokens a model reads, with offsets.")
     async def tokenize(req: api.Request) -> Response:
-        model = _pick(state, req.model, "/v1/tokenize")
         texts = _texts(state, req)
+        model = _pick(state, req.model, "/v1/tokenize")
         results = await asyncio.to_thread(lambda: [model.tokenize(t) for t in texts])
         data = [{"index": i, **r} for i, r in enumerate(results)]
         return _reply({"object": "list", "model": model.name, "data": data})
