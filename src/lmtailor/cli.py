@@ -78,6 +78,8 @@ def setup_logging(verbose: bool) -> None:
         handler = logging.StreamHandler(console.file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         own = logging.INFO
+    if not verbose:  # libraries that set their own logger to DEBUG (jieba) still only show warnings
+        handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.split(".")[0] == "lmtailor")
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.DEBUG if verbose else THIRD_PARTY_LEVEL)
@@ -208,6 +210,7 @@ def _print_baseline(out: Path) -> None:
 SUMMARIES: dict[str, Callable[[Path], None]] = {
     "model.import": _print_import,
     "baseline": _print_baseline,
+    "augment": _metrics,
     "tokenizer.eval": _print_eval,
     "vocab.trim": _print_trim,
     "vocab.extend": _print_extend,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lmtailor.augment.config import AugmentConfig
 from lmtailor.baseline.config import BaselineConfig
 from lmtailor.compress.config import PruneConfig, QuantizeConfig, SparsifyConfig
 from lmtailor.config import StageConfig
@@ -60,6 +61,12 @@ def _import(config: ImportConfig) -> Path:
     from lmtailor.models.import_e5 import run_import
 
     return run_import(config)
+
+
+def _augment(config: AugmentConfig) -> Path:
+    from lmtailor.augment.stage import run
+
+    return run(config)
 
 
 def _serve(config: ServeConfig) -> Path:
@@ -206,6 +213,8 @@ _ALL = [
           "or any BERT continued."),
     Stage(FinetuneConfig, _finetune,
           "Fine-tune for text classification (jsonl/csv) or entity recognition (token-tag columns, span JSON)."),
+    Stage(AugmentConfig, _augment,
+          "More training examples: glossary terms and entity mentions replaced, words swapped or dropped (EDA)."),
     Stage(BaselineConfig, _baseline,
           "The classical model to beat, tuned on dev: TF-IDF + logistic regression (cls) or a CRF (ner)."),
     Stage(EvaluateConfig, _evaluate,
