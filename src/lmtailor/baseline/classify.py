@@ -72,7 +72,7 @@ def fit_classifier(config: BaselineConfig, train, dev, target: TargetMetric) -> 
                 trial[f"dev_{target.name}"] = value
                 score = -np.inf if value is None else value
             trials.append(trial)
-            log.info("baseline trial %s", trial)
+            log.debug("baseline trial %s", trial)  # every trial is in trials.json; -v shows them here
             if best is None or score > best_score:  # ties keep the earlier: the simpler features, the smaller C
                 best, best_score = (Pipeline([("features", vec), ("classifier", clf)]), trial), score
     model, chosen = best

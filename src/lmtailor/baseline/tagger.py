@@ -122,7 +122,7 @@ def fit_tagger(config: BaselineConfig, train, dev, target: TargetMetric, featuri
             trial[f"dev_{target.name}"] = value
             score = float("-inf") if value is None else value
         trials.append(trial)
-        log.info("baseline trial %s", trial)
+        log.debug("baseline trial %s", trial)  # every trial is in trials.json; -v shows them here
         if best is None or score > best_score:
             best, best_score = (path, trial), score
     path, chosen = best
