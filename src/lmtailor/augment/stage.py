@@ -32,7 +32,7 @@ def _glossaries(config: AugmentConfig) -> tuple[dict[str, list[str]], list[tuple
     for path in config.glossary:
         if not Path(path).exists():
             raise InputNotFoundError(f"glossary {path} does not exist; pass a term list (one term a line).")
-        # A one-character term (月, 日 in a law glossary) would match inside every date; replacing it breaks text.
+        # A one-character term would match inside many words (a glossary of law terms with 月 would cut every date).
         loaded = [t for t in load_terms(Path(path)) if len(t) >= 2]
         if not loaded:
             raise EmptyInputError(f"glossary {path} has no usable terms; check its format (one term a line).")
