@@ -107,7 +107,7 @@ def figures_text(figures: dict[str, Any] | None) -> str:
     parts = []
     for key, value in figures.items():
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-        parts.append(f"{key} {shown}")
+        parts.append(f"{key.replace('_', ' ')} {shown}")
     return " · ".join(parts)
 
 

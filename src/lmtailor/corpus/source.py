@@ -38,9 +38,13 @@ def iter_documents(
 ) -> Iterator[Document | Skip]:
     """The documents (and skips) of `files` in order, with a progress bar over files."""
     with progress_over(len(files), "reading files", show_progress) as advance:
+        read_mb, documents = 0.0, 0
         for src in files:
-            yield from read_file(src, options)
-            advance()
+            for item in read_file(src, options):
+                documents += isinstance(item, Document)
+                yield item
+            read_mb += src.path.stat().st_size / 1e6 if src.path.is_file() else 0.0
+            advance(MB_read=round(read_mb, 1), documents=documents)
 
 
 def is_corpus(path: Path) -> bool:

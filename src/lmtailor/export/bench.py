@@ -253,6 +253,7 @@ def run_bench(config: BenchConfig) -> Path:
                     inputs[entry.home] = work / f"inputs-{len(inputs)}.npz"
                     np.savez(inputs[entry.home], **make_inputs(entry.home, config.seq_len, rows, text))
                 log.info("measuring %s (%s, %d threads)", entry.given, entry.runtime, threads)
+                advance(0, measuring=f"{entry.label} ({entry.runtime})")
                 measured = measure_in_subprocess(entry, settings, inputs[entry.home], work, i)
                 if "error" in measured:
                     log.warning("%s failed: %s", entry.given, measured["error"])
