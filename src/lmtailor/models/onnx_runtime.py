@@ -59,11 +59,15 @@ def check_provider(provider: str) -> list[str]:
     return [p for p in PROVIDERS[provider] if p in available]
 
 
-def make_session(path: Path, provider: str = "cpu", threads: int | None = None) -> ort.InferenceSession:
+def make_session(
+    path: Path, provider: str = "cpu", threads: int | None = None, spin: bool = True
+) -> ort.InferenceSession:
     """An inference session over the ONNX file `path` with every graph optimisation on.
 
-    `threads` sets the intra-op thread count (None: ONNX Runtime's default, one per physical core). A file
-    ONNX Runtime cannot load (corrupt, not ONNX, unknown operators) raises InputFormatError.
+    `threads` sets the intra-op thread count (None: ONNX Runtime's default, one per physical core). `spin` False
+    stops ORT's threads from busy-waiting between runs: a little latency for a lot of CPU left to others (a server's
+    HTTP work on the same cores). A file ONNX Runtime cannot load (corrupt, not ONNX, unknown operators) raises
+    InputFormatError.
     """
     providers = check_provider(provider)
     path = Path(path)
@@ -73,6 +77,8 @@ def make_session(path: Path, provider: str = "cpu", threads: int | None = None) 
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads is not None:
         options.intra_op_num_threads = threads
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: ORT otherwise warns about every node left to the CPU provider
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
@@ -92,10 +98,12 @@ class OnnxOutput:
 class OnnxTaskModel:
     """An exported (or quantised) task model folder run by ONNX Runtime, called like an HF model."""
 
-    def __init__(self, folder: str | Path, provider: str = "cpu", threads: int | None = None) -> None:
+    def __init__(
+        self, folder: str | Path, provider: str = "cpu", threads: int | None = None, spin: bool = True
+    ) -> None:
         self.folder = Path(folder)
         self.config = AutoConfig.from_pretrained(str(self.folder))
-        self.session = make_session(self.folder / ONNX_FILE, provider, threads)
+        self.session = make_session(self.folder / ONNX_FILE, provider, threads, spin)
         self.input_names = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if "input_ids" not in self.input_names or OUTPUT_NAME not in outputs:

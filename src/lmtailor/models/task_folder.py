@@ -42,11 +42,12 @@ class TaskSpec:
         (Path(folder) / TASK_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
 
 
-def load_task_model(folder: str | Path, provider: str = "cpu", threads: int | None = None):
+def load_task_model(folder: str | Path, provider: str = "cpu", threads: int | None = None, spin: bool = True):
     """(model, tokenizer, spec) of a fine-tuned classification or NER model folder.
 
     A folder with `model.onnx` and no PyTorch weights (from `lmtailor export` or `quantize`) gives an
-    `OnnxTaskModel` run by ONNX Runtime on `provider` with `threads` intra-op threads; these two apply to it only.
+    `OnnxTaskModel` run by ONNX Runtime on `provider` with `threads` intra-op threads (busy-waiting between runs
+    unless `spin` is False); these apply to it only.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -73,7 +74,7 @@ def load_task_model(folder: str | Path, provider: str = "cpu", threads: int | No
         # Imported here so that loading a PyTorch folder never loads ONNX Runtime.
         from lmtailor.models.onnx_runtime import OnnxTaskModel
 
-        return OnnxTaskModel(folder, provider, threads), tokenizer, spec
+        return OnnxTaskModel(folder, provider, threads, spin), tokenizer, spec
     model = auto.from_pretrained(str(folder)).eval()
     if spec.torch_int8:
         model = torch_int8(model)

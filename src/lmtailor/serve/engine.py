@@ -89,7 +89,8 @@ def load_model(name: str, folder: Path, provider: str = "cpu", threads: int | No
     if (folder / "task.json").is_file() or archs[0].endswith(TASK_ARCHS):
         from lmtailor.models.task_folder import load_task_model
 
-        model, tokenizer, spec = load_task_model(folder, provider, threads)
+        # no busy-waiting: ORT's spinning threads would take the cores the HTTP side needs between batches
+        model, tokenizer, spec = load_task_model(folder, provider, threads, spin=False)
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         served = ServedModel(name, folder, spec.task, tokenizer, model, spec, labels, spec.max_length)
     else:
