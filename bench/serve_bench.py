@@ -7,7 +7,7 @@ CUAD test clause (cycled over the 624), and every answer's label is compared wit
 same clause in-process at batch 32 ("differ"). For a PyTorch or fp32 ONNX model they must agree; an int8 ONNX model
 quantises its activations with one scale per batch tensor (ONNX Runtime's dynamic int8), so its answer to a text
 moves with the texts and the padding it is batched with, in the server as in `predict`, and a few near-ties flip.
-The load generator is httpx's async client (a real client library) with `concurrency` requests in flight, on the
+The load generator is aiohttp's client (or httpx's, `--client httpx`) with `concurrency` requests in flight, on the
 same 2 cores as the server (its CPU time per request is reported beside the server's); all traffic stays on
 127.0.0.1, and every phase is bounded in requests and in seconds. Phases:
 1. in-process, same run: `lmtailor bench` (batch 32, 128 tokens) and `predict` over the clauses at batch 32;
@@ -34,11 +34,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import httpx
 import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 CUAD = REPO.parent / "shared" / "data" / "en-legal" / "cuad" / "clauses" / "test.jsonl"
+CLIENT = {"name": "aiohttp"}  # the load generator's library (--client)
 
 
 def free_port() -> int:
@@ -107,9 +109,15 @@ async def load(url: str, name: str, texts: list[str], expected: list[str], reque
     differ = 0
     issued = 0
     deadline = time.monotonic() + max_seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async def one(client: httpx.AsyncClient) -> None:
+    async def post(session, body: dict) -> tuple[int, dict | None]:
+        if CLIENT["name"] == "httpx":
+            r = await session.post(url + "/v1/classify", json=body)
+            return r.status_code, r.json() if r.status_code == 200 else None
+        async with session.post(url + "/v1/classify", json=body) as r:
+            return r.status, await r.json() if r.status == 200 else None
+
+    async def one(session) -> None:
         nonlocal issued, differ
         while issued < requests and time.monotonic() < deadline:
             i = issued
@@ -118,19 +126,25 @@ async def load(url: str, name: str, texts: list[str], expected: list[str], reque
                 on_request(i)
             t0 = time.perf_counter()
             try:
-                r = await client.post(url + "/v1/classify", json={"model": name, "input": texts[i % len(texts)]})
-            except httpx.TransportError as exc:
+                code, body = await post(session, {"model": name, "input": texts[i % len(texts)]})
+            except (httpx.TransportError, aiohttp.ClientError) as exc:
                 status[type(exc).__name__] = status.get(type(exc).__name__, 0) + 1
                 continue
             latencies.append(time.perf_counter() - t0)
-            status[str(r.status_code)] = status.get(str(r.status_code), 0) + 1
-            if r.status_code == 200 and r.json()["data"][0]["label"] != expected[i % len(texts)]:
+            status[str(code)] = status.get(str(code), 0) + 1
+            if code == 200 and body["data"][0]["label"] != expected[i % len(texts)]:
                 differ += 1
 
     t0, client0 = time.perf_counter(), time.process_time()
     server0 = cpu_seconds(server_pid) if server_pid else 0.0
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        await asyncio.gather(*(one(client) for _ in range(concurrency)))
+    if CLIENT["name"] == "httpx":
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        session = httpx.AsyncClient(limits=limits, timeout=60)
+    else:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
+                                        timeout=aiohttp.ClientTimeout(total=60))  # fmt: skip
+    async with session:
+        await asyncio.gather(*(one(session) for _ in range(concurrency)))
     seconds = time.perf_counter() - t0
     client_cpu = time.process_time() - client0
     server_cpu = cpu_seconds(server_pid) - server0 if server_pid else None
@@ -253,7 +267,10 @@ def main() -> None:
     ap.add_argument("--forward-batch", type=int, default=8)
     ap.add_argument("--no-warm-phases", action="store_true", help="only concurrency 32 (a quick comparison)")
     ap.add_argument("--max-seconds", type=float, default=420)
+    ap.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp",
+                    help="load generator: aiohttp (about a third of httpx's CPU per request) or httpx")  # fmt: skip
     args = ap.parse_args()
+    CLIENT["name"] = args.client
     args.warm_phases = [] if args.no_warm_phases else [(1, 500), (8, 2_000)]
     args.out.mkdir(parents=True, exist_ok=True)
     texts = [json.loads(line)["text"] for line in CUAD.read_text(encoding="utf-8").splitlines()]
