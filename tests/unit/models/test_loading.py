@@ -55,7 +55,9 @@ def test_a_classifier_from_an_mlm_names_its_new_head_and_the_dropped_one(encoder
     with caplog.at_level(logging.INFO, logger="lmtailor"):
         _, new = load_pretrained(AutoModelForSequenceClassification, str(tmp_path / "mlm"), num_labels=3)
     assert {k.rsplit(".", 1)[0] for k in new} == {"classifier", "bert.pooler.dense"}
-    (line,) = _messages(caplog, logging.INFO)
+    lines = _messages(caplog, logging.INFO)
+    assert len(lines) == 1, lines
+    (line,) = lines
     assert "new bert.pooler (2), classifier (2)" in line and "not used: cls (5)" in line
     assert not _messages(caplog, logging.WARNING)
 
