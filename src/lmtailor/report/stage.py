@@ -294,11 +294,16 @@ def _searches_html(searches: list[dict]) -> str:
 def _serving_html(serving: list[dict]) -> str:
     items = "".join(
         f"<li><code>{html.escape(s['command'] or '')}</code> serves {html.escape(_models_text(s['models']))} on "
-        f'{html.escape(s["url"] or "")} (<a href="{html.escape(Path(s["script"]).as_uri())}">serve.sh</a>; routes '
+        f'{html.escape(s["url"] or "")} (<a href="{html.escape(_uri(s["script"]))}">serve.sh</a>; routes '
         "/v1/classify, /v1/entities, /v1/embeddings, /v1/tokenize, /v1/models, /health, /metrics, /docs)</li>"
         for s in serving
     )
     return f"<h2>Serving</h2><ul>{items}</ul>" if items else ""
+
+
+def _uri(path: str) -> str:
+    """A file: link to `path`, which may be relative (a build with `work: work/x` run from the recipe's folder)."""
+    return Path(path).resolve().as_uri()
 
 
 def _models_text(models: dict) -> str:
@@ -335,7 +340,7 @@ def render_markdown(config: ReportConfig, data: dict, figures: dict[str, Path | 
         lines += ["| " + " | ".join(row) + " |" for row in _search_rows(s)]
     for srv in data.get("serving", []):
         lines += ["", "## Serving", "", f"`{srv['command']}` serves {_models_text(srv['models'])} on {srv['url']} "
-                  f"([serve.sh]({Path(srv['script']).as_uri()}))."]  # fmt: skip
+                  f"([serve.sh]({_uri(srv['script'])}))."]  # fmt: skip
     lines += ["", "## Figures", ""]
     lines += [f"![{name}](plots/{p.name})" for name, p in figures.items() if p is not None]
     return "\n".join(lines) + "\n"

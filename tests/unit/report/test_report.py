@@ -285,3 +285,17 @@ def test_folders_written_before_the_metric_choice_read_as_accuracy_or_entity_f1(
     read = {f.name: task_metric(Folder(f.name, f, "", json.loads((f / "lmtailor.json").read_text())))[:2]
             for f in (old_ner, old_q, new)}  # fmt: skip
     assert read == {"ner": ("entity_f1", 0.62), "q": ("entity_f1", 0.55), "new": ("macro_f1", 0.7)}
+
+
+def test_a_serve_folder_under_a_relative_work_folder_is_linked(folders: list[Path], tmp_path: Path, monkeypatch):
+    """`make demo` writes into `demo-out/`, a relative path: the report still links the server's script."""
+    monkeypatch.chdir(tmp_path)
+    serve = _manifest(Path("work") / "serve", "serve", command="lmtailor serve work/serve",
+                      url="http://127.0.0.1:8080", models={"clauses": "cls"})  # fmt: skip
+    (serve / "serve.sh").write_text("#!/bin/sh\n")
+    out = run_report(ReportConfig(inputs=[*folders, Path("work") / "serve"], out_dir=Path("work") / "report",
+                                  show_progress=False))  # fmt: skip
+    data = json.loads((out / "report.json").read_text())
+    assert data["serving"][0]["models"] == {"clauses": "cls"}
+    assert (tmp_path / "work" / "serve" / "serve.sh").as_uri() in (out / "report.html").read_text()
+    assert "## Serving" in (out / "report.md").read_text()
