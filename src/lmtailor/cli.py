@@ -456,12 +456,12 @@ def _serve(config_path: Path | None, values: dict[str, Any]) -> None:
 
     try:
         command = load_config(ServeCommand, config_path, section="serve" if config_path else None, **values)
-        specs, saved = resolve(command.models if not command.names else [f"{n}={m}" for n, m in
-                                                                         command.specs().items()])  # fmt: skip
+        specs, saved = resolve(command)
+        options = command.options()
         if saved is not None:  # a serve stage's folder: its settings, overridden by the flags given
             given = {k: v for k, v in values.items() if k in ServeOptions.model_fields}
-            command = ServeCommand.build(**{**saved.model_dump(), **given, "models": command.models})
-        serve(ServeOptions(**{k: getattr(command, k) for k in ServeOptions.model_fields}), specs)
+            options = ServeOptions.build(**{**saved.model_dump(), **given})
+        serve(options, specs)
     except LmtailorError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None

@@ -23,7 +23,7 @@ import psutil
 import pytest
 import torch
 
-from lmtailor.serve.config import ServeConfig
+from lmtailor.serve.config import ServeCommand, ServeConfig
 from lmtailor.serve.server import resolve
 from lmtailor.serve.stage import run as run_serve_stage
 from lmtailor.tasks.evaluate import predict
@@ -199,6 +199,9 @@ def test_embeddings_tokens_models_health_and_metrics(server):
     assert cards["parties"]["kind"] == "ner" and cards["encoder"]["kind"] == "embed"
     assert cards["clauses"]["size_bytes"] > 0
 
+    schema = httpx.get(server.url + "/openapi.json").json()  # the page at /docs is drawn from it
+    assert {"/v1/classify", "/v1/entities", "/v1/embeddings", "/v1/tokenize", "/v1/models"} <= set(schema["paths"])
+    assert httpx.get(server.url + "/docs").status_code == 200
     health = httpx.get(server.url + "/health").json()
     assert health["status"] == "ready" and health["models"]["parties"] == "ner"
     metrics = httpx.get(server.url + "/metrics").text
@@ -323,7 +326,7 @@ def test_serve_stage_writes_a_ready_to_run_folder(models, tmp_path):
     cards = json.loads((out / "models.json").read_text())["data"]
     assert [c["kind"] for c in cards] == ["cls", "embed"]
     assert os.access(out / "serve.sh", os.X_OK) and str(out.resolve()) in (out / "serve.sh").read_text()
-    specs, options = resolve([str(out)])  # what `lmtailor serve FOLDER` starts from
+    specs, options = resolve(ServeCommand(models=[str(out)]))  # what `lmtailor serve FOLDER` starts from
     assert specs == {"clauses": models["clauses"].resolve(), "vectors": models["encoder"].resolve()}
     assert options is not None and options.port == 9000
     manifest = json.loads((out / "lmtailor.json").read_text())

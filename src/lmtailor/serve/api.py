@@ -8,9 +8,11 @@ saying whose fault it was. FastAPI turns these pydantic models into the OpenAPI 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+T = TypeVar("T")
 
 
 class Request(BaseModel):
@@ -85,28 +87,15 @@ class Usage(BaseModel):
     total_tokens: int
 
 
-class ClassifyResponse(BaseModel):
+class ListResponse(BaseModel, Generic[T]):
+    """Every /v1 answer: OpenAI's list shape, one item per text in the request's order."""
+
     object: Literal["list"] = "list"
     model: str
-    data: list[Classification]
+    data: list[T]
 
 
-class EntitiesResponse(BaseModel):
-    object: Literal["list"] = "list"
-    model: str
-    data: list[Entities]
-
-
-class TokenizeResponse(BaseModel):
-    object: Literal["list"] = "list"
-    model: str
-    data: list[Tokens]
-
-
-class EmbeddingsResponse(BaseModel):
-    object: Literal["list"] = "list"
-    model: str
-    data: list[Embedding]
+class EmbeddingsResponse(ListResponse[Embedding]):
     usage: Usage
 
 

@@ -85,6 +85,10 @@ class ServeCommand(ServeOptions):
         default_factory=list, description="Names for the models, in their order (default: each folder's name)."
     )
 
+    def options(self) -> ServeOptions:
+        """The server's settings alone (without the models)."""
+        return ServeOptions(**{k: getattr(self, k) for k in ServeOptions.model_fields})
+
     def specs(self) -> dict[str, Path]:
         """{name: folder} of the models to serve."""
         if self.names and len(self.names) != len(self.models):

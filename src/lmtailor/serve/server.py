@@ -16,18 +16,19 @@ from pathlib import Path
 
 from lmtailor.errors import InputFormatError
 from lmtailor.models.folder import check_model_folder
-from lmtailor.serve.config import SERVE_FILE, ServeOptions, model_specs
+from lmtailor.serve.config import SERVE_FILE, ServeCommand, ServeOptions
 
 log = logging.getLogger(__name__)
 
 
-def resolve(models: list[str]) -> tuple[dict[str, Path], ServeOptions | None]:
-    """{name: folder} for the models given, and the options of a `serve` stage folder when that is what was given
-    (`lmtailor serve work/serve`); every folder is checked before the server starts."""
-    if len(models) == 1 and (Path(models[0]) / SERVE_FILE).is_file():
+def resolve(command: ServeCommand) -> tuple[dict[str, Path], ServeOptions | None]:
+    """{name: folder} of the models to serve, and the saved options when the one model given is a `serve` stage's
+    folder (`lmtailor serve work/serve`); every folder is checked before the server starts."""
+    models = command.models
+    if len(models) == 1 and not command.names and (Path(models[0]) / SERVE_FILE).is_file():
         saved = json.loads((Path(models[0]) / SERVE_FILE).read_text(encoding="utf-8"))
         return {n: Path(p) for n, p in saved["models"].items()}, ServeOptions(**saved["options"])
-    specs = model_specs(models)
+    specs = command.specs()
     for folder in specs.values():
         check_model_folder(folder)
         if not any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):

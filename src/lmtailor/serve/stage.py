@@ -13,15 +13,15 @@ import sys
 from pathlib import Path
 
 from lmtailor.outputs import stage_output, write_json
-from lmtailor.serve.config import SERVE_FILE, ServeConfig, ServeOptions
+from lmtailor.serve.config import SERVE_FILE, ServeConfig
 from lmtailor.serve.engine import load_model
 from lmtailor.serve.server import resolve
 
 
 def run(config: ServeConfig) -> Path:
-    specs, _ = resolve([f"{n}={p}" for n, p in config.specs().items()])
+    specs, _ = resolve(config)
     cards = [load_model(name, folder, config.provider).card for name, folder in specs.items()]
-    options = ServeOptions(**{k: getattr(config, k) for k in ServeOptions.model_fields})
+    options = config.options()
     with stage_output(config) as out:
         for name, folder in specs.items():
             out.add_input(f"model:{name}", folder)
