@@ -32,7 +32,10 @@ class AugmentConfig(TaskFileFields, StageConfig):
         default_factory=list, description="Term lists (one term a line, or terms.tsv): the terms method draws "
         "replacements from the same file, and no method ever cuts into a term of any of them."
     )  # fmt: skip
-    rate: float = Field(0.1, gt=0, le=0.5, description="Share of the words (or entities) each method changes.")
+    rate: float = Field(0.1, gt=0, le=0.5, description="swap / delete: share of the plain words changed.")
+    replace_rate: float = Field(
+        0.5, gt=0, le=1, description="terms / mentions: share of the glossary terms and entities replaced."
+    )
     keep_original: bool = Field(True, description="Write each original example before its copies.")
 
     @model_validator(mode="after")

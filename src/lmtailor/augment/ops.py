@@ -58,20 +58,21 @@ def cut_text(text: str, occurrences: list[tuple[int, int, str]]) -> list[Piece]:
 
 def augment_pieces(pieces: list[Piece], methods: list[str], rate: float, rng: random.Random,
                    glossaries: dict[str, list[str]], mentions: dict[str, list[list[str]]],
-                   counts: dict[str, int]) -> list[Piece]:  # fmt: skip
-    """One augmented copy of `pieces`; `counts` adds up the changes each method made."""
+                   counts: dict[str, int], replace_rate: float = 0.5) -> list[Piece]:  # fmt: skip
+    """One augmented copy of `pieces`: `rate` of the plain words swapped or dropped, `replace_rate` of the terms and
+    entities replaced; `counts` adds up the changes each method made."""
     out = [Piece(p.text, p.kind, p.group, p.glossary) for p in pieces]
     for method in methods:
         if method == "terms":
             for p in out:
                 choices = glossaries.get(p.group if p.kind == "term" else p.glossary) if p.kind != "word" else None
-                if choices and rng.random() < max(rate, 0.5):
+                if choices and rng.random() < replace_rate:
                     p.text = _other(rng, choices, p.text)
                     counts["terms"] += 1
         elif method == "mentions":
             for p in out:
                 pool = mentions.get(p.group) if p.kind == "entity" else None
-                if pool and len(pool) > 1 and rng.random() < max(rate, 0.3):
+                if pool and len(pool) > 1 and rng.random() < replace_rate:
                     p.text = _other(rng, [" ".join(m) if " " in p.text else "".join(m) for m in pool], p.text)
                     counts["mentions"] += 1
         elif method == "swap":

@@ -113,6 +113,10 @@ def run(config: AugmentConfig) -> Path:
             for first, last, etype in unit_spans(ex.units, ex.tags):
                 mentions[etype].append([ex.text[s:e] for s, e in ex.units[first : last + 1]])
     written = 0
+
+    def copy_of(pieces: list[Piece], pool: dict) -> list[Piece]:
+        return augment_pieces(pieces, methods, config.rate, rng, terms, pool, counts, config.replace_rate)
+
     with stage_output(config) as out:
         out.add_input("train", config.train)
         for path in config.glossary:
@@ -124,7 +128,7 @@ def run(config: AugmentConfig) -> Path:
                 if config.keep_original:
                     lines.append(json.dumps({"text": ex.text, "label": ex.label}, ensure_ascii=False))
                 for _ in range(config.copies):
-                    text = join(augment_pieces(pieces, methods, config.rate, rng, terms, {}, counts))
+                    text = join(copy_of(pieces, {}))
                     lines.append(json.dumps({"text": text, "label": ex.label, "augmented_from": ex.id},
                                             ensure_ascii=False))  # fmt: skip
                     written += 1
@@ -137,7 +141,7 @@ def run(config: AugmentConfig) -> Path:
                 if config.keep_original:
                     blocks.append("\n".join(_ner_lines(pieces, word_level)))
                 for _ in range(config.copies):
-                    copy = augment_pieces(pieces, methods, config.rate, rng, terms, mentions, counts)
+                    copy = copy_of(pieces, mentions)
                     blocks.append("\n".join(_ner_lines(copy, word_level)))
                     written += 1
             (out.dir / "train.tsv").write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
