@@ -27,6 +27,7 @@ from lmtailor.tasks.config import EvaluateConfig
 from lmtailor.terms.config import MergeConfig, MineConfig
 from lmtailor.tokenizer.config import TokenizerEvalConfig, TokenizerTrainConfig
 from lmtailor.train.config import DistillConfig, FinetuneConfig, PretrainConfig
+from lmtailor.update.config import UpdateConfig
 from lmtailor.vocab.config import ExtendConfig, TransferConfig, TrimConfig
 
 
@@ -65,6 +66,12 @@ def _import(config: ImportConfig) -> Path:
 
 def _augment(config: AugmentConfig) -> Path:
     from lmtailor.augment.stage import run
+
+    return run(config)
+
+
+def _update(config: UpdateConfig) -> Path:
+    from lmtailor.update.stage import run
 
     return run(config)
 
@@ -234,6 +241,9 @@ _ALL = [
           "Latency p50/p95 at batch 1, throughput at batch 32, size on disk and peak RSS, side by side."),
     Stage(ReportConfig, _report,
           "A self-contained HTML report (plus Markdown and JSON): key metrics, ledger, plots, tokenisation examples."),
+    Stage(UpdateConfig, _update,
+          "Bring a built model up to date: new terms into the vocabulary, continued MLM with replay, the head "
+          "re-fitted on old + new data, and a regression report against the old test sets."),
     Stage(ServeConfig, _serve,
           "Check the models load and write a ready-to-run server (serve.json, serve.sh, the models' cards).",
           generated_command=False),

@@ -101,3 +101,26 @@ def _hub_id(name: str) -> bool:
     """`org/model` or `model`: a Hugging Face hub id, which transformers resolves (from its cache, offline)."""
     parts = name.split("/")
     return 1 <= len(parts) <= 2 and all(parts) and not name.startswith((".", "~")) and "\\" not in name
+
+
+def current_model(folder: str | Path) -> Path:
+    """The model a server (or a recipe's serve stage) should use for `folder`: the folder itself, unless it is an
+    `update` whose regression checks failed; then the model it would have replaced (followed back as far as needed).
+    A failed update is kept on disk for a person to inspect, never served in place of the model that passed."""
+    import logging
+
+    path = Path(folder)
+    seen = set()
+    while (path / "lmtailor.json").is_file() and path.resolve() not in seen:
+        seen.add(path.resolve())
+        record = json.loads((path / "lmtailor.json").read_text(encoding="utf-8"))
+        metrics = record.get("metrics", {})
+        if record.get("stage") != "update" or metrics.get("passed", True):
+            break
+        previous = Path(metrics.get("previous") or record["config"]["model"])
+        logging.getLogger(__name__).warning(
+            "%s is an update that failed its regression checks (%s); using the previous model %s", path,
+            "; ".join(metrics.get("failed_checks", [])) or "see its update_report.json", previous,
+        )  # fmt: skip
+        path = previous
+    return path

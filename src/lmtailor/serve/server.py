@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from lmtailor.errors import InputFormatError
-from lmtailor.models.folder import check_model_folder
+from lmtailor.models.folder import check_model_folder, current_model
 from lmtailor.serve.config import SERVE_FILE, ServeCommand, ServeOptions
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def resolve(command: ServeCommand) -> tuple[dict[str, Path], ServeOptions | None
     if len(models) == 1 and not command.names and (Path(models[0]) / SERVE_FILE).is_file():
         saved = json.loads((Path(models[0]) / SERVE_FILE).read_text(encoding="utf-8"))
         return {n: Path(p) for n, p in saved["models"].items()}, ServeOptions(**saved["options"])
-    specs = command.specs()
+    specs = {name: current_model(folder) for name, folder in command.specs().items()}  # a failed update: its previous
     for folder in specs.values():
         check_model_folder(folder)
         if not any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
