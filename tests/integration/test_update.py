@@ -110,6 +110,14 @@ def test_update_adds_terms_refits_and_reports(built, tmp_path):
     assert current_model(out) == out
     assert not list(tmp_path.glob(".updated.work-*"))  # the scratch folder is gone
 
+    # The report of a build with an update says what the update did, in plain words.
+    from lmtailor.report.config import ReportConfig
+    from lmtailor.report.stage import run_report
+
+    rep = run_report(ReportConfig.build(inputs=[built, out], out_dir=tmp_path / "report", show_progress=False))
+    md = (rep / "report.md").read_text()
+    assert "## Update: updated" in md and "passed its regression checks" in md and "indemnitor" in md
+
     # An update of an update: the record carries the re-fit settings, so it chains.
     again = run(_update(tmp_path, out, docs, out_dir=tmp_path / "updated2", max_new_terms=0, mlm_steps=0,
                         tolerance=100.0))  # fmt: skip

@@ -19,7 +19,7 @@ from lmtailor.outputs import MANIFEST, read_manifest
 log = logging.getLogger(__name__)
 
 MODEL_STAGES = ("pretrain", "finetune", "distill", "vocab-trim", "vocab-extend", "vocab-transfer", "prune",
-                "sparsify", "export", "quantize")  # fmt: skip
+                "sparsify", "export", "quantize", "update")  # fmt: skip
 
 
 @dataclass
@@ -260,4 +260,30 @@ def serving(folders: list[Folder]) -> list[dict]:
         m = f.manifest.get("metrics", {})
         out.append({"path": str(f.path), "command": m.get("command"), "url": m.get("url"),
                     "models": m.get("models", {}), "script": str(f.path / "serve.sh")})  # fmt: skip
+    return out
+
+
+def updates(folders: list[Folder]) -> list[dict]:
+    """Each `update`'s verdict and regression figures (its update_report.json), for the report's Updates section."""
+    out = []
+    for f in folders:
+        if f.stage != "update":
+            continue
+        r = _json(f.path / "update_report.json") or {}
+        out.append(
+            {
+                "name": f.name,
+                "path": str(f.path),
+                "passed": r.get("passed"),
+                "failed_checks": r.get("failed_checks", []),
+                "previous": r.get("model"),
+                "tolerance_points": r.get("tolerance_points"),
+                "scores": r.get("scores", {}),
+                "terms_added": (r.get("terms") or {}).get("added"),
+                "term_integrity": (r.get("terms") or {}).get("integrity"),
+                "term_examples": list((r.get("terms") or {}).get("examples", {}))[:10],
+                "mlm_loss": r.get("mlm_loss", {}),
+                "minutes": round(r.get("seconds", {}).get("total", 0) / 60, 1),
+            }
+        )
     return out

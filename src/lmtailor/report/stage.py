@@ -256,6 +256,7 @@ def render_html(config: ReportConfig, data: dict, figures: dict[str, Path | None
          f"{per_class}</table></details>") if per_class else "",
         _searches_html(data.get("searches", [])),
         _serving_html(data.get("serving", [])),
+        _updates_html(data.get("updates", [])),
         "<h2>Tokenizer</h2>",
         _img(figures.get("tokenizer"), "tokens per word and coverage against the general tokenizer"),
         ("<h3>Domain terms: kept whole by the domain tokenizer, split by the general one</h3><table><tr><th>term</th>"
@@ -301,6 +302,29 @@ def _serving_html(serving: list[dict]) -> str:
     return f"<h2>Serving</h2><ul>{items}</ul>" if items else ""
 
 
+def _update_lines(u: dict) -> list[str]:
+    """The plain-words account of one update: its verdict, what it added, and each score before and after."""
+    verdict = ("passed its regression checks" if u["passed"] else
+               "FAILED its regression checks (" + "; ".join(u["failed_checks"]) + "), so the previous model "
+               f"{u['previous']} stays the one served")  # fmt: skip
+    lines = [f"{u['name']} ({u['minutes']:g} min) {verdict}; tolerance {_fmt(u['tolerance_points'])} points.",
+             f"New terms added: {u['terms_added']} (integrity {_fmt(u['term_integrity'])}): "
+             + ", ".join(u["term_examples"])]  # fmt: skip
+    for name, row in u["scores"].items():
+        lines.append(f"{name} {row.get('metric', '')}: {_fmt(row.get('before'))} → {_fmt(row.get('after'))} "
+                     f"({_fmt(row.get('delta_points'), 2)} points)")  # fmt: skip
+    for side in ("before", "after"):
+        loss = u["mlm_loss"].get(side)
+        if loss:
+            lines.append(f"MLM loss {side}: old text {_fmt(loss['old_text'])}, new text {_fmt(loss['new_text'])}")
+    return lines
+
+
+def _updates_html(updates: list[dict]) -> str:
+    items = "".join("<li>" + "<br>".join(html.escape(x) for x in _update_lines(u)) + "</li>" for u in updates)
+    return f"<h2>Updates</h2><ul>{items}</ul>" if items else ""
+
+
 def _uri(path: str) -> str:
     """A file: link to `path`, which may be relative (a build with `work: work/x` run from the recipe's folder)."""
     return Path(path).resolve().as_uri()
@@ -341,6 +365,8 @@ def render_markdown(config: ReportConfig, data: dict, figures: dict[str, Path | 
     for srv in data.get("serving", []):
         lines += ["", "## Serving", "", f"`{srv['command']}` serves {_models_text(srv['models'])} on {srv['url']} "
                   f"([serve.sh]({_uri(srv['script'])}))."]  # fmt: skip
+    for u in data.get("updates", []):
+        lines += ["", f"## Update: {u['name']}", ""] + [f"- {x}" for x in _update_lines(u)]
     lines += ["", "## Figures", ""]
     lines += [f"![{name}](plots/{p.name})" for name, p in figures.items() if p is not None]
     return "\n".join(lines) + "\n"
@@ -389,6 +415,7 @@ def run_report(config: ReportConfig) -> Path:
             "tokenizer": _tokenizer_summary(evals),
             "searches": collect.searches(folders),
             "serving": collect.serving(folders),
+            "updates": collect.updates(folders),
         }
         (out.dir / "report.html").write_text(render_html(config, data, figures), encoding="utf-8")
         (out.dir / "report.md").write_text(render_markdown(config, data, figures), encoding="utf-8")
