@@ -23,6 +23,7 @@ from lmtailor.export.config import BenchConfig, ExportConfig
 from lmtailor.models.config import ImportConfig
 from lmtailor.report.config import ReportConfig
 from lmtailor.serve.config import ServeConfig
+from lmtailor.shards.config import TokenizeConfig
 from lmtailor.tasks.config import EvaluateConfig
 from lmtailor.terms.config import MergeConfig, MineConfig
 from lmtailor.tokenizer.config import TokenizerEvalConfig, TokenizerTrainConfig
@@ -68,6 +69,12 @@ def _augment(config: AugmentConfig) -> Path:
     from lmtailor.augment.stage import run
 
     return run(config)
+
+
+def _tokenize(config: TokenizeConfig) -> Path:
+    from lmtailor.shards.write import run_tokenize
+
+    return run_tokenize(config)
 
 
 def _update(config: UpdateConfig) -> Path:
@@ -215,6 +222,8 @@ _ALL = [
           "Add terms as single tokens, embeddings initialised as the mean of their old pieces."),
     Stage(TransferConfig, _vocab_transfer,
           "Move a model onto a domain tokenizer: each new token starts as the mean of its old pieces."),
+    Stage(TokenizeConfig, _tokenize,
+          "Tokenise a corpus once into token-id shards with masking units (all cores), for `pretrain` to stream."),
     Stage(PretrainConfig, _pretrain,
           "MLM pretraining with whole-term masking: an lmtailor preset from scratch or subcloned from a larger BERT, "
           "or any BERT continued."),

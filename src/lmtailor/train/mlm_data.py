@@ -107,6 +107,47 @@ def token_units(offsets: Sequence[tuple[int, int]], text: str, units: list[tuple
     return np.where(ok, i, -1).tolist()
 
 
+def masking_terms(paths: Sequence[Path], tok_dir: Path | None) -> list[str]:
+    """The terms masked whole: from `paths`, else the tokenizer folder's protected_terms.txt (none if it has none)."""
+    from lmtailor.terms import load_terms
+
+    paths = list(paths)
+    default = Path(tok_dir) / "protected_terms.txt" if tok_dir else None
+    if not paths and default and default.is_file():
+        paths = [default]
+    return [t for p in paths for t in load_terms(Path(p))]
+
+
+def lowercases(tokenizer) -> bool:
+    """Whether the tokenizer lowercases its input (then terms are matched lowercased too)."""
+    if getattr(tokenizer, "do_lower_case", False):
+        return True
+    return (tokenizer.backend_tokenizer.normalizer is not None
+            and tokenizer("A")["input_ids"] == tokenizer("a")["input_ids"])  # fmt: skip
+
+
+def unit_splitter(tokenizer, terms: Sequence[Path], masking: str, tok_dir: Path | None) -> UnitSplitter:
+    """The splitter of `pretrain` and `tokenize`: terms (whole_term masking only), words, jieba words."""
+    found = masking_terms(terms, tok_dir) if masking == "whole_term" else ()
+    return UnitSplitter(found, lowercase=lowercases(tokenizer))
+
+
+def masking_spec(tokenizer, mlm_probability: float, masking: str) -> MaskingSpec:
+    special = tuple(int(i) for i in tokenizer.all_special_ids)
+    return MaskingSpec(mlm_probability, masking == "whole_term", tokenizer.mask_token_id, len(tokenizer), special)
+
+
+def encode_texts(tokenizer, splitter: UnitSplitter, texts: list[str]) -> list[tuple[list[int], list[int], int]]:
+    """(token ids without special tokens, the unit index of each token (-1: none), the number of units) per text:
+    what the stream packs, and what `lmtailor tokenize` writes into shards, so both give the same blocks."""
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)  # no length warning
+    out = []
+    for text, ids, offsets, units in zip(texts, enc["input_ids"], enc["offset_mapping"], splitter.batch(texts),
+                                         strict=True):  # fmt: skip
+        out.append((ids, token_units(offsets, text, units) if ids else [], len(units)))
+    return out
+
+
 @dataclass(frozen=True)
 class MaskingSpec:
     """How tokens are chosen and replaced: BERT's 15% with 80% [MASK] / 10% random / 10% unchanged."""
@@ -188,15 +229,12 @@ class PackedMLMStream(IterableDataset):
         for k, chunk in enumerate(_chunks(iter_texts(self.paths, self.split), _TOKENIZE_CHUNK)):
             if k % workers != worker:
                 continue
-            enc = tok(chunk, add_special_tokens=False, return_offsets_mapping=True, verbose=False)  # no length warning
-            for text, ids, offsets, units in zip(chunk, enc["input_ids"], enc["offset_mapping"],
-                                                 self.splitter.batch(chunk), strict=True):  # fmt: skip
+            for ids, tu, n_units in encode_texts(tok, self.splitter, chunk):
                 if not ids:
                     continue
-                tu = token_units(offsets, text, units)
                 ids_buf.extend([*ids, tok.sep_token_id])
                 unit_buf.extend([u + unit_base if u >= 0 else -1 for u in tu] + [-1])
-                unit_base += len(units) + 1
+                unit_base += n_units + 1
                 while len(ids_buf) >= body:
                     block = [tok.cls_token_id, *ids_buf[:body], tok.sep_token_id]
                     ublock = [-1, *unit_buf[:body], -1]

@@ -40,15 +40,16 @@ from transformers import (
 )
 from transformers.modeling_outputs import MaskedLMOutput
 
-from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError
+from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError, InputNotFoundError
 from lmtailor.hardware import usable_cpus
 from lmtailor.models.dropout import set_dropout
 from lmtailor.models.loading import load_mlm
 from lmtailor.models.presets import PRESETS, build_mlm
 from lmtailor.models.subclone import subclone
 from lmtailor.outputs import check_out_dir, stage_output, write_json
+from lmtailor.shards.read import ShardCollator, ShardCorpus, ShardExamples, ShardIndexStream, is_shard_folder
 from lmtailor.train.config import PretrainConfig
-from lmtailor.train.mlm_data import IGNORE, MaskingSpec, PackedMLMStream, UnitSplitter
+from lmtailor.train.mlm_data import IGNORE, PackedMLMStream, masking_spec, unit_splitter
 from lmtailor.train.precision import resolve_precision
 from lmtailor.train.progress import quiet_trainer
 from lmtailor.train.task_training import JsonlLog  # the same metrics.jsonl log as fine-tuning
@@ -217,31 +218,29 @@ def latest_complete_checkpoint(ckpt: Path) -> Path | None:
 # --- data ------------------------------------------------------------------------------------------------------
 
 
-def _terms(config: PretrainConfig, tok_dir: Path | None) -> list[str]:
-    from lmtailor.terms import load_terms
-
-    paths = list(config.terms)
-    default = tok_dir / "protected_terms.txt" if tok_dir else None
-    if not paths and default and default.is_file():
-        paths = [default]
-    return [t for p in paths for t in load_terms(Path(p))]
+def shard_folder(config: PretrainConfig) -> Path | None:
+    """The token-shard folder (`lmtailor tokenize`) the corpus names, if it names one."""
+    found = [Path(p) for p in config.corpus if is_shard_folder(p)]
+    if not found:
+        return None
+    if len(config.corpus) != 1:
+        raise ConfigError(f"corpus {', '.join(map(str, config.corpus))}: give one token-shard folder alone, not mixed "
+                          "with other corpora (tokenize them together into one folder).")  # fmt: skip
+    if config.terms:
+        raise ConfigError(f"--terms with the token shards {found[0]}: the masking units were fixed when the shards "
+                          "were written; pass the terms to `lmtailor tokenize` instead.")  # fmt: skip
+    return found[0]
 
 
 def make_stream(config: PretrainConfig, tokenizer, split: str, passes: int | None, tok_dir: Path | None):
-    special = tuple(int(i) for i in tokenizer.all_special_ids)
-    spec = MaskingSpec(config.mlm_probability, config.masking == "whole_term", tokenizer.mask_token_id,
-                       len(tokenizer), special)  # fmt: skip
-    lowercase = bool(getattr(tokenizer, "do_lower_case", False)) or _lowercases(tokenizer)
-    splitter = UnitSplitter(_terms(config, tok_dir) if config.masking == "whole_term" else (), lowercase=lowercase)
+    """The masked examples of `split` in corpus order: from token shards (one pass), or tokenised on the fly."""
+    spec = masking_spec(tokenizer, config.mlm_probability, config.masking)
+    if (folder := shard_folder(config)) is not None:
+        corpus = ShardCorpus(folder, split, tokenizer, config.seq_len, config.masking)
+        return ShardExamples(ShardCollator(corpus, spec, config.seed))
+    splitter = unit_splitter(tokenizer, config.terms, config.masking, tok_dir)
     return PackedMLMStream(config.corpus, tokenizer, config.seq_len, splitter, spec, split=split, seed=config.seed,
                            shuffle_buffer=config.shuffle_buffer, passes=passes)  # fmt: skip
-
-
-def _lowercases(tokenizer) -> bool:
-    return (
-        tokenizer.backend_tokenizer.normalizer is not None
-        and tokenizer("A")["input_ids"] == tokenizer("a")["input_ids"]
-    )
 
 
 def _first_block(stream: PackedMLMStream, config: PretrainConfig) -> None:
@@ -319,7 +318,23 @@ class _Profile(TrainerCallback):
             self.prof, self.start = None, math.inf
 
 
-def _training_args(config: PretrainConfig, ckpt: Path, precision: str) -> TrainingArguments:
+def _training_data(config: PretrainConfig, tokenizer, tok_dir: Path | None):
+    """(dataset, collator): block numbers and a collator that reads and masks them (token shards), or the stream
+    that tokenises and masks as it goes."""
+    if shard_folder(config) is None:
+        stream = make_stream(config, tokenizer, config.split, None, tok_dir)
+        _first_block(stream, config)
+        return stream, default_data_collator
+    examples = make_stream(config, tokenizer, config.split, 1, tok_dir)
+    corpus = examples.collator.corpus
+    if corpus.n_blocks == 0:
+        raise EmptyInputError(f"token shards {corpus.folder} ({config.split}) hold fewer than {config.seq_len} "
+                              "tokens per shard: not one training block. Add text or lower --seq-len.")  # fmt: skip
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return ShardIndexStream(corpus.n_blocks, config.seed, config.batch_size * world), examples.collator
+
+
+def _training_args(config: PretrainConfig, ckpt: Path, precision: str, shards: bool = False) -> TrainingArguments:
     return TrainingArguments(
         output_dir=str(ckpt),
         max_steps=config.steps,
@@ -345,6 +360,9 @@ def _training_args(config: PretrainConfig, ckpt: Path, precision: str) -> Traini
         remove_unused_columns=False,
         prediction_loss_only=True,
         save_only_model=False,
+        # Token shards: every rank reads and masks its own slice of each global batch (shards.read); the default
+        # for a stream is rank 0 reading every batch and sending each rank its part.
+        accelerator_config={"dispatch_batches": False} if shards else None,
     )
 
 
@@ -359,12 +377,11 @@ def run_pretrain(config: PretrainConfig) -> Path:
     if not tokenizer.is_fast:
         raise InputFormatError(f"{tok_dir} has no fast tokenizer (tokenizer.json); whole-term masking needs offsets.")
     local_tok = tok_dir if tok_dir and tok_dir.is_dir() else None
+    train_data, collator = _training_data(config, tokenizer, local_tok)
     model, origin = _load_model(config, tokenizer, local_tok)
     check_compatible(config, tokenizer, model)
-    stream = make_stream(config, tokenizer, config.split, None, local_tok)
-    _first_block(stream, config)
     ckpt = _checkpoints(config)
-    args = _training_args(config, ckpt, precision)
+    args = _training_args(config, ckpt, precision, shards=collator is not default_data_collator)
     if args.dataloader_num_workers:  # the workers tokenise one chunk each at a time; no Rust threads needed
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     callbacks: list = [JsonlLog(ckpt / "metrics.jsonl")]
@@ -372,7 +389,7 @@ def run_pretrain(config: PretrainConfig) -> Path:
         callbacks.append(_Budget(config.max_minutes))
     if config.profile:
         callbacks.append(_Profile(config.profile, ckpt / "profile.txt"))
-    trainer = _PretrainTrainer(model=model, args=args, train_dataset=stream, data_collator=default_data_collator,
+    trainer = _PretrainTrainer(model=model, args=args, train_dataset=train_data, data_collator=collator,
                                processing_class=tokenizer, callbacks=callbacks)  # fmt: skip
     quiet_trainer(trainer, "pretraining")
     trainer.tokens_per_step = config.batch_size * config.grad_accum * args.world_size * config.seq_len
@@ -393,7 +410,7 @@ def run_pretrain(config: PretrainConfig) -> Path:
                          origin)  # fmt: skip
 
 
-def mlm_eval_loss(model, stream: PackedMLMStream, max_blocks: int, batch_size: int = 32) -> dict | None:
+def mlm_eval_loss(model, stream: PackedMLMStream | ShardExamples, max_blocks: int, batch_size: int = 32) -> dict | None:
     """Mean MLM loss over the masked tokens of the first `max_blocks` blocks of a one-pass stream."""
     model.eval()
     total, count, blocks = 0.0, 0, 0
@@ -425,7 +442,7 @@ def _eval(config: PretrainConfig, model, tokenizer, tok_dir) -> dict | None:
     stream.shuffle_buffer = 1
     try:
         return mlm_eval_loss(model, stream, config.eval_blocks)
-    except (EmptyInputError, ConfigError, InputFormatError) as exc:
+    except (EmptyInputError, ConfigError, InputFormatError, InputNotFoundError) as exc:
         log.info("no held-out MLM loss: %s", exc)
         return None
 
