@@ -381,16 +381,21 @@ def plan_cmd(
     corpus_tokens: Annotated[float | None, typer.Option(help="Corpus size in tokens (for the wall time).")] = None,
     epochs: Annotated[float, typer.Option(help="Passes over the corpus.")] = 1.0,
     utilisation: Annotated[float, typer.Option(help="Share of peak FLOPs reached (0.3-0.5 is typical).")] = 0.35,
+    cpus: Annotated[
+        int | None, typer.Option(help="CPU cores of the training machine, for the data side (default: this one's).")
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the plan as JSON here.")] = None,
 ) -> None:  # fmt: skip
     """Parameters, FLOPs, memory per device, micro-batch, accumulation and wall time of a pretraining run."""
+    from lmtailor.hardware import usable_cpus
     from lmtailor.models.plan import plan_for
 
     try:
         plan = plan_for(preset=preset, model=model, vocab=vocab, hardware_name=hardware, devices=devices,
                         memory_gib=memory_gib, tflops=tflops, seq_len=seq_len, global_batch=global_batch,
                         precision=precision, checkpointing=checkpointing, corpus_tokens=corpus_tokens, epochs=epochs,
-                        utilisation=utilisation, attention_dropout=attention_dropout)  # fmt: skip
+                        utilisation=utilisation, attention_dropout=attention_dropout,
+                        cpus=cpus or usable_cpus())  # fmt: skip
     except LmtailorError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -419,6 +424,11 @@ def _print_plan(plan) -> None:
     table.add_row("largest micro-batch that fits", str(plan.max_micro_batch))
     split = f"{plan.micro_batch} × {plan.grad_accum} × {plan.devices} = {plan.effective_global_batch}"
     table.add_row("micro-batch × accumulation × devices", split)
+    if plan.data:
+        d = plan.data
+        table.add_row("data: tokens/s the devices want", f"{d['tokens_per_s_wanted'] / 1e6:.2f} M")
+        table.add_row(f"data: on the fly, {d['data_workers']} workers", f"{d['on_the_fly_tokens_per_s'] / 1e6:.2f} M")
+        table.add_row(f"data: token shards, {d['data_workers']} workers", f"{d['shards_tokens_per_s'] / 1e6:.2f} M")
     if plan.hours is not None:
         table.add_row("optimiser steps", f"{plan.steps:,}")
         table.add_row(f"wall time at {plan.utilisation:.0%} of peak", f"{plan.hours:.2f} h")

@@ -63,6 +63,38 @@ HARDWARE: dict[str, Hardware] = {
 }
 
 
+# What one CPU core feeds a pretraining run, in tokens/s (docs/benchmarks.md). On the fly: read, tokenise, find
+# masking units and mask, measured at 1.08 M tokens/s for 8 DataLoader workers on the H200 machine's Xeon (and
+# 0.08-0.21 M on one core of this EPYC, by tokenizer). From token shards (`lmtailor tokenize`): slice and mask only,
+# measured on this EPYC ("Token shards"). Both scale with cores until memory bandwidth, far above these rates.
+ON_THE_FLY_TOKENS_PER_CORE = 135_000
+SHARD_TOKENS_PER_CORE = 2_000_000
+
+
+def data_side(flops_per_token: float, hw: Hardware, devices: int, cpus: int, utilisation: float,
+              precision: str) -> tuple[dict, list[str]]:  # fmt: skip
+    """Whether `cpus` cores can feed `devices` GPUs: tokens/s wanted against what on-the-fly tokenisation and token
+    shards give, with one core per GPU process kept for training."""
+    peak = (hw.amp_tflops if precision == "amp" else hw.fp32_tflops) * 1e12
+    need = devices * peak * utilisation / flops_per_token
+    workers = max(1, cpus - devices)
+    fly, shards = workers * ON_THE_FLY_TOKENS_PER_CORE, workers * SHARD_TOKENS_PER_CORE
+    data = {"cpus": cpus, "data_workers": workers, "tokens_per_s_wanted": round(need),
+            "on_the_fly_tokens_per_s": fly, "shards_tokens_per_s": shards,
+            "on_the_fly_share_of_wanted": round(min(1.0, fly / need), 3)}  # fmt: skip
+    notes = []
+    if fly < need:
+        notes.append(
+            f"on-the-fly tokenisation on {cpus} CPUs ({workers} data workers) feeds about {fly / 1e6:.2f} M tokens/s "
+            f"and the {devices} GPU(s) want {need / 1e6:.2f} M: they would wait {1 - fly / need:.0%} of the time. "
+            f"Write token shards once (`lmtailor tokenize CORPUS --tokenizer TOK --workers {cpus}`) and pretrain on "
+            f"them: about {shards / 1e6:.1f} M tokens/s."
+        )
+    if shards < need:
+        notes.append(f"even token shards ({shards / 1e6:.1f} M tokens/s) would not keep up: add CPUs.")
+    return data, notes
+
+
 def cpu_hardware(seconds: float = 0.5) -> Hardware:
     """This machine's CPU: its RAM, and its fp32 matmul rate measured now (no data sheet knows a shared VM)."""
     import time
@@ -189,6 +221,7 @@ class Plan:
     grad_accum: int
     effective_global_batch: int
     corpus_tokens: float | None = None
+    data: dict | None = None  # the data side: tokens/s wanted against what the CPUs feed (`data_side`)
     epochs: float = 1.0
     utilisation: float = 0.35
     steps: int | None = None
@@ -218,7 +251,7 @@ def make_plan(
     shape: Shape, vocab: int, hw: Hardware, devices: int = 1, seq_len: int = 128, global_batch: int = 256,
     precision: Literal["fp32", "amp"] = "amp", checkpointing: bool = False, corpus_tokens: float | None = None,
     epochs: float = 1.0, utilisation: float = 0.35, mlm_probability: float = 0.15, sparse_head: bool = True,
-    attention_dropout: float = 0.1,
+    attention_dropout: float = 0.1, cpus: int | None = None,
 ) -> Plan:  # fmt: skip
     """Size a pretraining run: memory, micro-batch, accumulation and time (lmtailor pretrain decodes only the
     masked tokens, `sparse_head`; plain HF `BertForMaskedLM` decodes every token). `attention_dropout` is the run's
@@ -253,6 +286,10 @@ def make_plan(
         max_micro_batch=best, micro_batch=micro, global_batch=global_batch, grad_accum=accum,
         effective_global_batch=micro * accum * devices, epochs=epochs, utilisation=utilisation, notes=notes,
     )  # fmt: skip
+    if cpus and hw.name != "cpu":
+        plan.data, data_notes = data_side(flops["train_checkpointed" if checkpointing else "train"], hw, devices,
+                                          cpus, utilisation, precision)  # fmt: skip
+        plan.notes.extend(data_notes)
     if corpus_tokens and best:
         tokens = corpus_tokens * epochs
         plan.corpus_tokens = corpus_tokens

@@ -155,3 +155,20 @@ def test_memory_estimate_within_15_percent_of_measured_peak(
     assert fused == (attention_dropout == 0)
     estimate = memory(shape, 8000, seq, batch, fused_attention=fused).total
     assert abs(estimate - measured) / measured <= 0.15, (estimate / 2**20, measured / 2**20)
+
+
+def test_data_side_says_when_on_the_fly_tokenisation_starves_the_gpus() -> None:
+    from lmtailor.models.plan import ON_THE_FLY_TOKENS_PER_CORE, SHARD_TOKENS_PER_CORE, hardware, shape_of
+
+    shape, _ = shape_of("mini")
+    fed = make_plan(shape, 8000, hardware("rtx3070"), devices=3, cpus=32)  # the product plan's reference setup
+    assert fed.data["data_workers"] == 29
+    assert fed.data["on_the_fly_tokens_per_s"] == 29 * ON_THE_FLY_TOKENS_PER_CORE
+    assert fed.data["on_the_fly_share_of_wanted"] == 1.0 and not any("tokenize" in n for n in fed.notes)
+    starved = make_plan(shape, 8000, hardware("h100-80g"), devices=1, cpus=4)
+    want = starved.data["tokens_per_s_wanted"]
+    assert want == round(989e12 * 0.35 / starved.flops_per_token["train"])  # what the wall time assumes
+    assert starved.data["on_the_fly_share_of_wanted"] == round(3 * ON_THE_FLY_TOKENS_PER_CORE / want, 3)
+    assert any("lmtailor tokenize" in n and "would wait" in n for n in starved.notes)
+    assert any("even token shards" in n for n in starved.notes) == (want > 3 * SHARD_TOKENS_PER_CORE)
+    assert make_plan(shape, 8000, hardware("rtx3070")).data is None  # no CPU count given: no data side
