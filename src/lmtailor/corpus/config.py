@@ -60,6 +60,10 @@ class CorpusConfig(StageConfig):
         [0.9, 0.05, 0.05], description="Shares of documents for train, dev and test; must sum to 1 (zeros allowed)."
     )
     shard_records: int = Field(100_000, ge=1, description="Records per output shard file part-NNNNN.jsonl.")
+    workers: int = Field(
+        1, ge=1, le=256, description="Processes that read, clean and hash documents (a file each at a time); the "
+        "output is the same whatever the number. 1: all in this process (small inputs)."
+    )  # fmt: skip
 
     @field_validator("encoding")
     @classmethod

@@ -40,7 +40,10 @@ class ExactDedup:
 
     def is_new(self, text: str) -> bool:
         """True (and remembered as pending) the first time `text` is offered; False for a repeat."""
-        digest = record_digest(text)
+        return self.is_new_digest(record_digest(text))
+
+    def is_new_digest(self, digest: int) -> bool:
+        """`is_new` for a digest computed elsewhere (a corpus worker process)."""
         if digest in self.seen or digest in self.pending:
             return False
         self.pending.add(digest)
@@ -126,6 +129,11 @@ class NearDupIndex:
 
     def new_sketch(self) -> DocSketch:
         return DocSketch(self._template.copy())
+
+    def from_values(self, hashvalues) -> MinHash:
+        """A MinHash with these values (computed in a worker from the same seed), sharing the permutations."""
+        return MinHash(num_perm=len(hashvalues), hashvalues=hashvalues, permutations=self._template.permutations,
+                       hashfunc=_identity, scheme=self._template.scheme)  # fmt: skip
 
     def check_and_add(self, key: str, minhash: MinHash) -> str | None:
         """The key of a kept document this one nearly duplicates, or None (and then this one is indexed)."""

@@ -17,6 +17,7 @@ from datasketch import MinHash
 from lmtailor.corpus.config import SPLITS, CorpusConfig
 from lmtailor.corpus.dedup import ExactDedup, NearDupIndex
 from lmtailor.corpus.encoding import decode_failure
+from lmtailor.corpus.parallel import PreparedDoc, Settings, run_parallel
 from lmtailor.corpus.readers import Document, Skip, check_inputs, discover
 from lmtailor.corpus.segment import segment_document
 from lmtailor.corpus.source import iter_documents
@@ -91,6 +92,45 @@ class CorpusBuilder:
                 counts.add(text)
         return counts, sketch.finish() if sketch is not None else None
 
+    def add_prepared(self, doc: PreparedDoc) -> None:
+        """`add` for a document a worker process has read, segmented, hashed and counted (`corpus.parallel`): the
+        same decisions, in the same order, so the output does not depend on the number of workers."""
+        self.stats.documents_read += 1
+        if doc.error is not None:
+            self.skip(doc.error)
+            return
+        counts = DocCounts(too_short=doc.too_short)
+        kept: list[str] = []
+        for i, text in enumerate(doc.records):
+            if self.exact is not None and not self.exact.is_new_digest(doc.digests[i]):
+                counts.exact_duplicates += 1
+            else:
+                kept.append(text)
+                counts.add_counted(*(int(v) for v in doc.counts[i]))
+        if doc.hashvalues is not None and self.near is not None:
+            original = self.near.check_and_add(doc.key, self.near.from_values(doc.hashvalues))
+            if original is not None:
+                log.debug("dropped %s: near-duplicate of %s", doc.key, original)
+                self.stats.near_duplicate_documents += 1
+                self._drop_pending()
+                return
+        self.stats.add_filtered(counts)
+        if counts.records == 0:
+            self.stats.documents_empty += 1
+            self._drop_pending()
+            return
+        if self.exact is not None:
+            self.exact.commit()
+        split = self.splitter.assign(doc.key)
+        for text in kept:
+            self.writer.write(split, text, doc.key)
+        self.stats.add_kept(split, counts)
+
+    def settings(self) -> Settings:
+        cfg = self.config
+        return Settings(cfg.read_options(), cfg.strip_markdown, cfg.nfkc, cfg.unit, cfg.max_chars, cfg.min_chars,
+                        cfg.dedup_exact, cfg.num_perm if cfg.near_dup_threshold else None, cfg.seed)  # fmt: skip
+
     def _commit(self, doc: Document, counts: DocCounts, buffer: tempfile.SpooledTemporaryFile[bytes]) -> None:
         if self.exact is not None:
             self.exact.commit()
@@ -133,11 +173,14 @@ def run(config: CorpusConfig) -> Path:
             out.add_input(f"ner_inputs[{i}]", path)
         with CorpusWriter(out.dir, SPLITS, config.shard_records) as writer:
             builder = CorpusBuilder(config, writer, stats)
-            for item in iter_documents(files, config.read_options(), config.show_progress):
-                if isinstance(item, Skip):
-                    builder.skip(item)
-                else:
-                    builder.add(item)
+            if config.workers > 1:
+                run_parallel(builder, files, builder.settings(), config.workers, config.show_progress)
+            else:
+                for item in iter_documents(files, config.read_options(), config.show_progress):
+                    if isinstance(item, Skip):
+                        builder.skip(item)
+                    else:
+                        builder.add(item)
         if stats.total_records() == 0:
             raise EmptyInputError(_empty_message(inputs + ner_inputs, stats))
         write_json(out.dir / "stats.json", stats.to_json())

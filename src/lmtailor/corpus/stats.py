@@ -38,6 +38,15 @@ class DocCounts:
         self.latin_letters += latin
         self.other_letters += other
 
+    def add_counted(self, chars: int, latin_words: int, han: int, latin: int, other: int) -> None:
+        """`add` with the counts already made (by a corpus worker process)."""
+        self.records += 1
+        self.chars += chars
+        self.latin_words += latin_words
+        self.han += han
+        self.latin_letters += latin
+        self.other_letters += other
+
     def language(self) -> str:
         """The script most of this document's letters are written in."""
         if self.han == self.latin_letters == self.other_letters == 0:
