@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from multiprocessing import get_context
+from functools import lru_cache
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from lmtailor.corpus.encoding import decode_failure
 from lmtailor.corpus.normalize import LATIN_WORD_RE, script_counts
 from lmtailor.corpus.readers import ReadOptions, Skip, SourceFile, read_file
 from lmtailor.corpus.segment import segment_document
+from lmtailor.corpus.writer import record_line
 from lmtailor.display import progress_over
 
 
@@ -52,12 +54,17 @@ class PreparedDoc:
 
     key: str
     path: Path
-    records: list[str]
-    digests: list[int] | None
+    joined: str  # the records as shard lines (`writer.record_line`), joined: one string pickles faster than a list
+    digests: np.ndarray | None  # uint64
     counts: np.ndarray
     too_short: int
     hashvalues: np.ndarray | None
     error: Skip | None = None
+
+    @property
+    def lines(self) -> list[str]:
+        """Each record's shard line, with its newline."""
+        return self.joined.splitlines(keepends=True)
 
 
 def _record_counts(text: str) -> tuple[int, int, int, int, int]:
@@ -65,9 +72,15 @@ def _record_counts(text: str) -> tuple[int, int, int, int, int]:
     return len(text), len(LATIN_WORD_RE.findall(text)), han, latin, other
 
 
+@lru_cache(maxsize=4)
+def _template(num_perm: int, seed: int) -> MinHash:
+    # Drawing the permutations costs ~0.3 ms: once per worker, not once per file.
+    return MinHash(num_perm=num_perm, seed=seed, hashfunc=_identity)
+
+
 def prepare_file(src: SourceFile, s: Settings) -> list[Skip | PreparedDoc]:
     """Every document (and skip) of one file, as `CorpusBuilder._fill` would see them."""
-    template = MinHash(num_perm=s.num_perm, seed=s.seed, hashfunc=_identity) if s.num_perm else None
+    template = _template(s.num_perm, s.seed) if s.num_perm else None
     out: list[Skip | PreparedDoc] = []
     for item in read_file(src, s.options):
         if isinstance(item, Skip):
@@ -88,19 +101,22 @@ def prepare_file(src: SourceFile, s: Settings) -> list[Skip | PreparedDoc]:
                     kept.append(text)
         except UnicodeDecodeError as exc:
             error = Skip(item.path, "decode error", decode_failure(item.path, item.encoding, exc))
-            out.append(PreparedDoc(item.key, item.path, [], None, np.zeros((0, 5), np.int64), 0, None, error))
+            out.append(PreparedDoc(item.key, item.path, "", None, np.zeros((0, 5), np.int64), 0, None, error))
             continue
         minhash = sketch.finish() if sketch is not None else None
         counts = np.array([_record_counts(t) for t in kept], dtype=np.int64).reshape(-1, 5)
-        digests = [record_digest(t) for t in kept] if s.digests else None
-        out.append(PreparedDoc(item.key, item.path, kept, digests, counts, short,
+        digests = np.fromiter(map(record_digest, kept), np.uint64, len(kept)) if s.digests else None
+        out.append(PreparedDoc(item.key, item.path, "".join(record_line(t, item.key) for t in kept), digests, counts,
+                               short,
                                None if minhash is None else minhash.hashvalues))  # fmt: skip
     return out
 
 
 def run_parallel(builder, files: list[SourceFile], settings: Settings, workers: int, show_progress: bool) -> None:
     """Prepare `files` on `workers` processes and hand each file's documents to `builder` in input order."""
-    ctx = get_context("spawn")  # a clean interpreter: nothing of the parent's state (locks, threads) is inherited
+    # fork where there is one: workers start in milliseconds and need nothing re-imported (a script without a
+    # `__main__` guard works too); this process has started no threads a child could inherit half-locked.
+    ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
     with ctx.Pool(workers) as pool, progress_over(len(files), "reading files", show_progress) as advance:
         queue: deque = deque()
         todo = iter(files)

@@ -101,12 +101,14 @@ class CorpusBuilder:
             return
         counts = DocCounts(too_short=doc.too_short)
         kept: list[str] = []
-        for i, text in enumerate(doc.records):
-            if self.exact is not None and not self.exact.is_new_digest(doc.digests[i]):
+        digests = doc.digests.tolist() if doc.digests is not None else None
+        rows = doc.counts.tolist()
+        for i, line in enumerate(doc.lines):
+            if digests is not None and not self.exact.is_new_digest(digests[i]):
                 counts.exact_duplicates += 1
             else:
-                kept.append(text)
-                counts.add_counted(*(int(v) for v in doc.counts[i]))
+                kept.append(line)
+                counts.add_counted(*rows[i])
         if doc.hashvalues is not None and self.near is not None:
             original = self.near.check_and_add(doc.key, self.near.from_values(doc.hashvalues))
             if original is not None:
@@ -122,8 +124,8 @@ class CorpusBuilder:
         if self.exact is not None:
             self.exact.commit()
         split = self.splitter.assign(doc.key)
-        for text in kept:
-            self.writer.write(split, text, doc.key)
+        for line in kept:
+            self.writer.write_line(split, line)
         self.stats.add_kept(split, counts)
 
     def settings(self) -> Settings:

@@ -19,6 +19,11 @@ def shard_name(index: int) -> str:
     return f"part-{index:05d}.jsonl"
 
 
+def record_line(text: str, doc: str) -> str:
+    """One record as a line of a shard file."""
+    return json.dumps({"text": text, "doc": doc}, ensure_ascii=False) + "\n"
+
+
 class ShardWriter:
     """Writes the records of one split into numbered shards of at most `shard_records` lines."""
 
@@ -40,10 +45,14 @@ class ShardWriter:
         self.shards += 1
 
     def write(self, text: str, doc: str) -> None:
+        self.write_line(record_line(text, doc))
+
+    def write_line(self, line: str) -> None:
+        """Write one record already encoded by `record_line` (a corpus worker process encodes its records)."""
         if self.records and self.records % self.shard_records == 0:
             self._open_next()
         assert self._fh is not None  # opened in __init__; only close() clears it
-        self._fh.write(json.dumps({"text": text, "doc": doc}, ensure_ascii=False) + "\n")
+        self._fh.write(line)
         self.records += 1
 
     def close(self) -> None:
@@ -60,6 +69,9 @@ class CorpusWriter:
 
     def write(self, split: str, text: str, doc: str) -> None:
         self.writers[split].write(text, doc)
+
+    def write_line(self, split: str, line: str) -> None:
+        self.writers[split].write_line(line)
 
     def records(self) -> dict[str, int]:
         return {name: w.records for name, w in self.writers.items()}
