@@ -10,9 +10,9 @@
   the DataLoader takes batches from its workers; accelerate then gives each rank its slice of every global batch.
   So every rank reads and masks only its own blocks, and a run with R ranks of batch B sees at every step exactly
   the blocks and masks one process with batch R×B sees, whatever the worker count.
-- `ShardCollator` reads and masks the blocks of a batch in the worker; a block's mask is drawn from a counter-based
-  generator (Philox) keyed by the seed with the block's position in the sequence as its counter, so a resumed run
-  and every rank layout see the same masks.
+- `ShardCollator` reads and masks the blocks of a batch in the worker, all at once (`shards.masking`); a block's
+  mask is a function of the seed and its position in the sequence alone, so a resumed run and every rank and worker
+  layout see the same masks.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import torch
 from torch.utils.data import IterableDataset
 
 from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError
+from lmtailor.shards.masking import mask_batch
 from lmtailor.shards.write import FORMAT, META, tokenizer_fingerprint
-from lmtailor.train.mlm_data import MaskingSpec, mask_block
+from lmtailor.train.mlm_data import MaskingSpec
 
 
 def is_shard_folder(path: str | Path) -> bool:
@@ -139,40 +140,25 @@ class ShardIndexStream(IterableDataset):
 
 
 class ShardCollator:
-    """A batch of block numbers → masked input_ids, attention_mask and labels, drawn per position."""
+    """A batch of block numbers → masked input_ids, attention_mask and labels (`shards.masking`: each block's mask
+    a function of the seed and its position alone)."""
 
     def __init__(self, corpus: ShardCorpus, spec: MaskingSpec, seed: int) -> None:
         self.corpus, self.spec, self.seed = corpus, spec, seed
-        # Philox is counter-based: setting its counter to the position gives each block its own stream at once,
-        # where seeding a generator per block (SeedSequence hashing) took a sixth of the collator's time.
-        self._key = np.array([seed % 2**64, 0x6C6D74], dtype=np.uint64)
-        self._bits = np.random.Philox(key=self._key)
 
-    def _rng(self, position: int) -> np.random.Generator:
-        # The position goes in the counter's second word: draws advance the first, so streams never overlap.
-        state = {"counter": np.array([0, position, 0, 0], dtype=np.uint64), "key": self._key}
-        self._bits.state = {"bit_generator": "Philox", "buffer": np.zeros(4, dtype=np.uint64), "buffer_pos": 4,
-                            "has_uint32": 0, "uinteger": 0, "state": state}  # fmt: skip
-        return np.random.Generator(self._bits)
-
-    def masked(self, block: int, position: int) -> tuple[np.ndarray, np.ndarray]:
-        ids, units = self.corpus.block(block)
-        out = mask_block(ids, units, self.spec, self._rng(position))
-        return out["input_ids"], out["labels"]
+    def batch(self, blocks: list[int], positions: list[int]) -> dict:
+        pairs = [self.corpus.block(b) for b in blocks]
+        ids = np.stack([p[0] for p in pairs])
+        units = np.stack([p[1] for p in pairs])
+        inputs, labels = mask_batch(ids, units, np.asarray(positions, dtype=np.int64), self.spec, self.seed)
+        return {"input_ids": torch.from_numpy(inputs), "labels": torch.from_numpy(labels),
+                "attention_mask": torch.ones(ids.shape, dtype=torch.int64)}  # fmt: skip
 
     def example(self, block: int, position: int) -> dict:
-        ids, labels = self.masked(block, position)
-        return {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels),
-                "attention_mask": torch.ones(len(ids), dtype=torch.int64)}  # fmt: skip
+        return {k: v[0] for k, v in self.batch([block], [position]).items()}
 
     def __call__(self, items: list[dict]) -> dict:
-        seq = self.corpus.seq_len
-        ids = np.empty((len(items), seq), dtype=np.int64)
-        labels = np.empty((len(items), seq), dtype=np.int64)
-        for row, it in enumerate(items):
-            ids[row], labels[row] = self.masked(it["block"], it["position"])
-        return {"input_ids": torch.from_numpy(ids), "labels": torch.from_numpy(labels),
-                "attention_mask": torch.ones((len(items), seq), dtype=torch.int64)}  # fmt: skip
+        return self.batch([it["block"] for it in items], [it["position"] for it in items])
 
 
 class ShardExamples(IterableDataset):
