@@ -65,10 +65,11 @@ HARDWARE: dict[str, Hardware] = {
 
 # What one CPU core feeds a pretraining run, in tokens/s (docs/benchmarks.md). On the fly: read, tokenise, find
 # masking units and mask, measured at 1.08 M tokens/s for 8 DataLoader workers on the H200 machine's Xeon (and
-# 0.08-0.21 M on one core of this EPYC, by tokenizer). From token shards (`lmtailor tokenize`): slice and mask only,
-# measured on this EPYC ("Token shards"). Both scale with cores until memory bandwidth, far above these rates.
+# 0.08-0.35 M on one core of this EPYC, by tokenizer). From token shards (`lmtailor tokenize`): slice and mask a
+# batch at once, 7.6 M on one core of this EPYC ("Token shards"); counted at 5 M to leave room for the transfer
+# from DataLoader workers.
 ON_THE_FLY_TOKENS_PER_CORE = 135_000
-SHARD_TOKENS_PER_CORE = 2_000_000
+SHARD_TOKENS_PER_CORE = 5_000_000
 
 
 def data_side(flops_per_token: float, hw: Hardware, devices: int, cpus: int, utilisation: float,

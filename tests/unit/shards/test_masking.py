@@ -63,4 +63,4 @@ def test_token_masking_and_uniforms() -> None:
     budget = np.maximum(1, np.rint(0.15 * (units >= 0).sum(1)))
     assert np.array_equal((labels != IGNORE).sum(1), budget)  # exactly the budget, token by token
     u = uniforms(0, np.arange(50), 1000, 1)
-    assert 0 <= u.min() and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
+    assert u.min() >= 0 and u.max() < 1 and abs(u.mean() - 0.5) < 0.01
