@@ -14,7 +14,7 @@ import pytest
 from lmtailor.augment.config import AugmentConfig
 from lmtailor.augment.ops import Piece, augment_pieces, cut_text, join
 from lmtailor.augment.stage import run
-from lmtailor.errors import ConfigError, InputNotFoundError
+from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError
 from lmtailor.tasks.readers import read_cls, read_ner
 from lmtailor.tasks.tags import spans_from_tags
 
@@ -116,3 +116,28 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path):
     assert not (tmp_path / "a").exists()
     with pytest.raises(ConfigError, match="terms method needs"):
         AugmentConfig.build(task="cls", train=train, methods=["terms"], out_dir=tmp_path / "b")
+
+
+def test_invalid_tags_and_spans_that_miss_their_text_are_refused(tmp_path: Path):
+    """The task reader's checks apply before anything is written: a span whose text is not the entity it names, and
+    (with --invalid-tags error) an I- tag without its B-."""
+    spans = tmp_path / "spans.json"
+    spans.write_text(
+        json.dumps(
+            [
+                {
+                    "text": "患者有高血压病史",
+                    "entities": [{"start_idx": 3, "end_idx": 5, "type": "dis", "entity": "血压病"}],
+                }
+            ],
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(InputFormatError, match="the text there is"):
+        run(AugmentConfig(task="ner", train=spans, out_dir=tmp_path / "a", show_progress=False))
+    tags = tmp_path / "tags.tsv"
+    tags.write_text("The\tO\ncancer\tI-Disease\nspread\tO\n", encoding="utf-8")
+    with pytest.raises(InputFormatError):
+        run(AugmentConfig(task="ner", train=tags, invalid_tags="error", out_dir=tmp_path / "b", show_progress=False))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
