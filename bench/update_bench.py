@@ -119,7 +119,9 @@ def _laws_split(work: Path, category: str) -> dict[str, Path]:
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
             for cat in sorted(p for p in (LAWS / split).iterdir() if p.is_dir() and keep(p.name)):
-                (folder / cat.name).symlink_to(cat)
+                (folder / cat.name).mkdir()  # files linked one by one: the readers do not follow linked folders
+                for f in sorted(cat.glob("*.md")):
+                    (folder / cat.name / f.name).symlink_to(f)
             paths[f"{part}_{split}"] = folder
     return paths
 
