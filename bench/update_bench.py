@@ -9,11 +9,11 @@ held-back contracts' text as new documents, their clauses as new labelled data a
 The full rebuild is the same fine-tune on all train clauses (`--full` reuses a finished one, with its recorded
 training time). All three are scored on CUAD's dev and test (by contract, none of them seen in training).
 
-laws: the Chinese laws' train split without one category is the old corpus; the model (an MLM) is first continued on
-it (the "old model"), then updated with the held-back category as new documents. MLM loss on held-out old and new
-text (the laws' dev split of the other categories and of the held-back one) shows what the update learned and what
-it forgot. The full rebuild continues the original model on all categories for the old model's and the update's
-steps together.
+laws: the Chinese laws' train split without one category is the old corpus; the model (an MLM; e5 gets an MLM head
+fitted on its frozen encoder first) is continued on it for `--steps` (the "old model"), then updated with the
+held-back category as new documents and the other categories as replay. The update's report gives the MLM loss on
+held-out old and new text (every k-th paragraph of each, left out of its training) before and after: what it
+learned and what it forgot. No full rebuild is run for the laws (CUAD has one).
 
 Each run appends one JSON line (command, machine, date, scores, minutes) to `--work/update.jsonl`.
 """
