@@ -75,3 +75,32 @@ def test_workers_on_real_data(shared_data: Path, tmp_path: Path) -> None:
                                             show_progress=False))) for w in (1, 2, 3)]  # fmt: skip
     assert outs[0] == outs[1] == outs[2]
     assert json.loads(outs[0]["stats"])["documents"]["kept"] > 100
+
+
+def _dies_on_doc07(src, settings):
+    """`prepare_file`, except that the worker reading doc07.txt kills itself (as the OOM killer would)."""
+    import os
+    import signal
+
+    if src.path.name == "doc07.txt":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _REAL["prepare_file"](src, settings)
+
+
+_REAL: dict = {}  # the real prepare_file, kept here while the module's is patched
+
+
+def test_a_worker_killed_mid_corpus_fails_cleanly_and_the_rerun_finishes(tmp_path, monkeypatch) -> None:
+    """SIGKILL of a worker: a clear error naming the file, no output folder; then a rerun that finishes."""
+    import lmtailor.corpus.parallel as parallel
+    from lmtailor.errors import OutputWriteError
+
+    docs = _corpus(tmp_path)
+    _REAL["prepare_file"] = parallel.prepare_file
+    monkeypatch.setattr(parallel, "prepare_file", _dies_on_doc07)  # forked workers run the patched module
+    cfg = CorpusConfig.build(inputs=[docs], out_dir=tmp_path / "out", workers=2, show_progress=False)
+    with pytest.raises(OutputWriteError, match=r"doc07\.txt"):
+        run(cfg)
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr(parallel, "prepare_file", _REAL["prepare_file"])
+    assert json.loads((run(cfg) / "stats.json").read_text())["documents"]["read"] > 30

@@ -8,12 +8,16 @@ in the order of the inputs. So 1, 2 or N workers keep the same documents, in the
 order: the output is byte-identical (tested), and the single-process path stays the default for small inputs.
 
 At most `2 × workers` files are in flight, so memory is bounded by the largest files, not by the corpus. A file is
-the unit of work: one huge .jsonl gets one worker (split it to use more).
+the unit of work: one huge .jsonl gets one worker (split it to use more). A worker that dies fails the stage with a
+message naming the file; the output folder is only ever written whole (`outputs.stage_output`), so a rerun starts
+clean.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
 from multiprocessing import get_all_start_methods, get_context
@@ -29,6 +33,7 @@ from lmtailor.corpus.readers import ReadOptions, Skip, SourceFile, read_file
 from lmtailor.corpus.segment import segment_document
 from lmtailor.corpus.writer import record_line
 from lmtailor.display import progress_over
+from lmtailor.errors import OutputWriteError
 
 
 @dataclass(frozen=True)
@@ -113,24 +118,34 @@ def prepare_file(src: SourceFile, s: Settings) -> list[Skip | PreparedDoc]:
 
 
 def run_parallel(builder, files: list[SourceFile], settings: Settings, workers: int, show_progress: bool) -> None:
-    """Prepare `files` on `workers` processes and hand each file's documents to `builder` in input order."""
+    """Prepare `files` on `workers` processes and hand each file's documents to `builder` in input order.
+
+    concurrent.futures rather than multiprocessing.Pool: when a worker dies (killed, out of memory) its pool raises
+    BrokenProcessPool on the file it held, where a Pool would wait for that file's result forever."""
     # fork where there is one: workers start in milliseconds and need nothing re-imported (a script without a
     # `__main__` guard works too); this process has started no threads a child could inherit half-locked.
     ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
-    with ctx.Pool(workers) as pool, progress_over(len(files), "reading files", show_progress) as advance:
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool, \
+            progress_over(len(files), "reading files", show_progress) as advance:  # fmt: skip
         queue: deque = deque()
         todo = iter(files)
         for src in todo:
-            queue.append((src, pool.apply_async(prepare_file, (src, settings))))
+            queue.append((src, pool.submit(prepare_file, src, settings)))
             if len(queue) == 2 * workers:
                 break
         read_mb, documents = 0.0, 0
         while queue:
-            src, result = queue.popleft()
-            items = result.get()
+            src, future = queue.popleft()
+            try:
+                items = future.result()
+            except BrokenProcessPool:
+                raise OutputWriteError(
+                    f"a corpus worker process died (killed, or out of memory) while reading {src.path}; nothing "
+                    "was written. Run the stage again, with fewer --workers if memory was short."
+                ) from None
             nxt = next(todo, None)
             if nxt is not None:
-                queue.append((nxt, pool.apply_async(prepare_file, (nxt, settings))))
+                queue.append((nxt, pool.submit(prepare_file, nxt, settings)))
             for item in items:
                 if isinstance(item, Skip):
                     builder.skip(item)
