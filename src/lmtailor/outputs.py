@@ -146,7 +146,7 @@ def check_out_dir(config: StageConfig) -> Path:
 def _remove_leftovers(final: Path) -> None:
     """Delete the temporary folders of earlier runs on `final` that died before finishing (we hold its lock, so
     no live run is writing them)."""
-    pattern = re.compile(rf"\.{re.escape(final.name)}\.(tmp|old)-(\d+)")
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.(tmp|old|work)-(\d+)")  # work: a stage's scratch (update)
     for path in sorted(final.parent.iterdir()):
         m = pattern.fullmatch(path.name)
         if not m or int(m.group(2)) == os.getpid() or not path.is_dir():
