@@ -62,3 +62,11 @@ def load_fast_tokenizer(name_or_path: str | Path) -> Tokenizer:
 def is_uncased(tokenizer) -> bool:
     """True when the tokenizer lowercases its input (it encodes "A" and "a" alike)."""
     return tokenizer("A", add_special_tokens=False).input_ids == tokenizer("a", add_special_tokens=False).input_ids
+
+
+def content_ids(tokenizer, text: str) -> list[int]:
+    """The ids of `text` without special tokens and without pieces that are only a word-start marker: SentencePiece
+    tokenizers (XLM-R, e5) write 主管部门 at the start of a text as "▁" + "主管部门", which is one piece of content, not
+    two."""
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    return [i for i in ids if tokenizer.convert_ids_to_tokens(i).strip("▁ ")]

@@ -60,7 +60,7 @@ def term_integrity(old: Path, new: Path, terms: list[tuple[str, list[str]]]) -> 
     """Each added term one token (alone and in a sentence) and every old token at its old id."""
     from transformers import AutoTokenizer
 
-    from lmtailor.tokenizer.hf import is_uncased
+    from lmtailor.tokenizer.hf import content_ids, is_uncased
 
     old_tok, new_tok = AutoTokenizer.from_pretrained(str(old)), AutoTokenizer.from_pretrained(str(new))
     old_vocab, new_vocab = old_tok.get_vocab(), new_tok.get_vocab()
@@ -71,8 +71,7 @@ def term_integrity(old: Path, new: Path, terms: list[tuple[str, list[str]]]) -> 
         surface = term.lower() if uncased else term
         tid = new_vocab.get(surface)
         context = f"根据{term}的规定" if HAN_RE.search(term) else f"the {term} applies"
-        ok = (tid is not None and new_tok(term, add_special_tokens=False).input_ids == [tid]
-              and tid in new_tok(context, add_special_tokens=False).input_ids)  # fmt: skip
+        ok = tid is not None and content_ids(new_tok, term) == [tid] and tid in content_ids(new_tok, context)
         whole += ok
         if not ok:
             broken.append(term)

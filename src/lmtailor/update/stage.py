@@ -167,6 +167,7 @@ class _Steps:
 
         from lmtailor.terms.config import MineConfig
         from lmtailor.terms.stage import run_mine
+        from lmtailor.tokenizer.hf import content_ids
 
         if self.config.max_new_terms == 0:
             return []
@@ -186,7 +187,7 @@ class _Steps:
             if int(freq) < self.config.min_term_freq or (lang == "en" and " " in term and not
                                                             self.config.multiword_terms):  # fmt: skip
                 continue
-            ids = tok(term, add_special_tokens=False).input_ids
+            ids = content_ids(tok, term)
             if len(ids) >= 2 and tok.unk_token_id not in ids:
                 chosen.append((term, tok.convert_ids_to_tokens(ids)))
             if len(chosen) == self.config.max_new_terms:
