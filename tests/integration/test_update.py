@@ -172,3 +172,14 @@ def test_update_refuses_bad_input(built, tiny_bert, tmp_path):
     with pytest.raises(ConfigError, match="re-fit"):
         run(_update(tmp_path, mlm, docs, train=tmp_path / "train.jsonl"))
     assert not (tmp_path / "updated").exists()
+
+
+def test_a_word_start_marker_alone_is_not_a_piece(tiny_unigram):
+    """SentencePiece writes a word whose first piece lacks the marker as "▁" + pieces: the marker alone is no content,
+    so a term that is "▁" + one piece is one token already (the Chinese laws' update counted 主管部门 as two)."""
+    from lmtailor.tokenizer.hf import content_ids
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_unigram))
+    assert tok.tokenize("zebras")[0] == "▁"
+    assert tok.convert_ids_to_tokens(content_ids(tok, "zebras")) == tok.tokenize("zebras")[1:]
+    assert content_ids(tok, "party") == tok("party", add_special_tokens=False).input_ids  # "▁party": content
