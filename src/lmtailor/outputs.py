@@ -39,6 +39,15 @@ MANIFEST = "lmtailor.json"
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of one file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def content_hash(paths: Sequence[Path], chunk: int = 1 << 20) -> str:
     """A sha256 over the relative names and bytes of every file under `paths` (sorted), identifying the input."""
     h = hashlib.sha256()

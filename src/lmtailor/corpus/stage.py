@@ -58,19 +58,11 @@ class CorpusBuilder:
                 self._drop_pending()
                 self.skip(Skip(doc.path, "decode error", decode_failure(doc.path, doc.encoding, exc)))
                 return
-            if minhash is not None and self.near is not None:
-                original = self.near.check_and_add(doc.key, minhash)
-                if original is not None:
-                    log.debug("dropped %s: near-duplicate of %s", doc.key, original)
-                    self.stats.near_duplicate_documents += 1
-                    self._drop_pending()
-                    return
-            self.stats.add_filtered(counts)
-            if counts.records == 0:
-                self.stats.documents_empty += 1
-                self._drop_pending()
-                return
-            self._commit(doc, counts, buffer)
+            if self._keep(doc.key, counts, minhash):
+                split = self._accept(doc.key, counts)
+                buffer.seek(0)
+                for line in buffer:
+                    self.writer.write(split, line[:-1].decode("utf-8"), doc.key)
 
     def _fill(self, doc: Document, buffer: tempfile.SpooledTemporaryFile[bytes]) -> tuple[DocCounts, MinHash | None]:
         """Segment `doc` into `buffer`; returns its counts and its MinHash (None: near-dup off, or no tokens)."""
@@ -109,38 +101,41 @@ class CorpusBuilder:
             else:
                 kept.append(line)
                 counts.add_counted(*rows[i])
-        if doc.hashvalues is not None and self.near is not None:
-            original = self.near.check_and_add(doc.key, self.near.from_values(doc.hashvalues))
-            if original is not None:
-                log.debug("dropped %s: near-duplicate of %s", doc.key, original)
-                self.stats.near_duplicate_documents += 1
-                self._drop_pending()
-                return
-        self.stats.add_filtered(counts)
-        if counts.records == 0:
-            self.stats.documents_empty += 1
-            self._drop_pending()
-            return
-        if self.exact is not None:
-            self.exact.commit()
-        split = self.splitter.assign(doc.key)
-        for line in kept:
-            self.writer.write_line(split, line)
-        self.stats.add_kept(split, counts)
+        minhash = self.near.from_values(doc.hashvalues) if doc.hashvalues is not None and self.near else None
+        if self._keep(doc.key, counts, minhash):
+            split = self._accept(doc.key, counts)
+            for line in kept:
+                self.writer.write_line(split, line)
 
     def settings(self) -> Settings:
         cfg = self.config
         return Settings(cfg.read_options(), cfg.strip_markdown, cfg.nfkc, cfg.unit, cfg.max_chars, cfg.min_chars,
                         cfg.dedup_exact, cfg.num_perm if cfg.near_dup_threshold else None, cfg.seed)  # fmt: skip
 
-    def _commit(self, doc: Document, counts: DocCounts, buffer: tempfile.SpooledTemporaryFile[bytes]) -> None:
+    def _keep(self, key: str, counts: DocCounts, minhash: MinHash | None) -> bool:
+        """The decisions once a document's records are counted: dropped as a near-duplicate of a kept document, or as
+        empty; else kept (the caller writes it after `_accept`)."""
+        if minhash is not None and self.near is not None:
+            original = self.near.check_and_add(key, minhash)
+            if original is not None:
+                log.debug("dropped %s: near-duplicate of %s", key, original)
+                self.stats.near_duplicate_documents += 1
+                self._drop_pending()
+                return False
+        self.stats.add_filtered(counts)
+        if counts.records == 0:
+            self.stats.documents_empty += 1
+            self._drop_pending()
+            return False
+        return True
+
+    def _accept(self, key: str, counts: DocCounts) -> str:
+        """Commit a kept document's record digests and counts; returns the split its records go to."""
         if self.exact is not None:
             self.exact.commit()
-        split = self.splitter.assign(doc.key)
-        buffer.seek(0)
-        for line in buffer:
-            self.writer.write(split, line[:-1].decode("utf-8"), doc.key)
+        split = self.splitter.assign(key)
         self.stats.add_kept(split, counts)
+        return split
 
     def _drop_pending(self) -> None:
         if self.exact is not None:

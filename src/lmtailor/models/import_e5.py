@@ -24,7 +24,6 @@ none.) BERT also keeps it in reach of lmtailor's BERT-only tools, such as subclo
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import shutil
@@ -42,7 +41,7 @@ from transformers import XLMRobertaTokenizerFast as XLMRTokenizer
 
 from lmtailor.errors import InputFormatError, InputNotFoundError, VerificationError
 from lmtailor.models.config import ImportConfig
-from lmtailor.outputs import stage_output
+from lmtailor.outputs import file_sha256, stage_output
 
 log = logging.getLogger(__name__)
 
@@ -405,14 +404,6 @@ def find_sources(config: ImportConfig) -> tuple[Path, Path, dict[str, str]]:
     return paths[0], paths[1], packages
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _model_card(m: dict) -> str:
     p = m.get("parity")
     figures = (f"cosine min {p['cosine_min']}, mean {p['cosine_mean']} over {p['texts']} texts (English, Chinese "
@@ -461,8 +452,8 @@ def run_import(config: ImportConfig) -> Path:
         gap, saved_tok = verify_folder(out.dir, model, tokenizer_path, PARITY_TEXTS)
         metrics = {
             "name": config.name, "source_packages": packages, "container": str(container_path),
-            "container_sha256": _sha256(container_path), "tokenizer": str(tokenizer_path),
-            "tokenizer_sha256": _sha256(tokenizer_path), "parameters": n_params,
+            "container_sha256": file_sha256(container_path), "tokenizer": str(tokenizer_path),
+            "tokenizer_sha256": file_sha256(tokenizer_path), "parameters": n_params,
             "parameters_in_container": sum(int(np.prod(s)) for _, s in expected_tensors(container.header).values()),
             "vocab_size": container.header.vocab, "tokenizer_size": tok.get_vocab_size(with_added_tokens=True),
             "max_positions": container.header.max_positions, "reload_max_abs_diff": gap, "weights": WEIGHTS_NOTE,

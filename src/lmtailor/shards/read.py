@@ -167,9 +167,6 @@ class ShardExamples(IterableDataset):
     def __init__(self, collator: ShardCollator) -> None:
         self.collator = collator
 
-    def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        return self.collator.corpus.blocks()
-
     def __iter__(self) -> Iterator[dict]:
         for number in range(self.collator.corpus.n_blocks):
             yield self.collator.example(number, number)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
 from itertools import chain
 from multiprocessing import get_context
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from lmtailor.errors import EmptyInputError, InputFormatError, InputNotFoundError
-from lmtailor.outputs import stage_output, write_json
+from lmtailor.outputs import file_sha256, stage_output, write_json
 from lmtailor.shards.config import TokenizeConfig
 
 log = logging.getLogger(__name__)
@@ -87,25 +86,6 @@ def _work(texts: list[str]) -> Packed:
     return pack_chunk(_WORKER["tok"], _WORKER["splitter"], texts)
 
 
-def _chunks(texts: Iterator[str]) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for text in texts:
-        chunk.append(text)
-        if len(chunk) == _CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 class _SplitWriter:
     """Collects one split's chunks and writes a shard whenever `shard_tokens` are held."""
 
@@ -143,7 +123,7 @@ class _SplitWriter:
         for kind, parts in (("ids", self.ids), ("units", self.units)):
             path = self.folder / f"{name}.{kind}.npy"
             np.save(path, np.concatenate(parts))
-            entry[kind] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            entry[kind] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
         self.shards.append(entry)
         self.ids, self.units, self.held = [], [], 0
 
@@ -152,7 +132,7 @@ def run_tokenize(config: TokenizeConfig) -> Path:
     from transformers import AutoTokenizer
 
     from lmtailor.corpus.source import is_corpus, iter_texts
-    from lmtailor.train.mlm_data import masking_terms, unit_splitter
+    from lmtailor.train.mlm_data import masking_terms, text_chunks, unit_splitter
 
     for path in [*config.corpus, config.tokenizer, *config.terms]:
         if not Path(path).exists():
@@ -183,7 +163,7 @@ def run_tokenize(config: TokenizeConfig) -> Path:
             out.add_input("tokenizer", Path(config.tokenizer))
             for split in splits:
                 writer = _SplitWriter(out.dir, split, config.shard_tokens, dtype)
-                chunks = _chunks(iter_texts(config.corpus, split, config.show_progress))
+                chunks = text_chunks(iter_texts(config.corpus, split, config.show_progress), _CHUNK)
                 try:
                     first = next(chunks)  # an empty or missing split fails here, in this process
                 except (EmptyInputError, InputFormatError):

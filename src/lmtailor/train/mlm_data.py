@@ -257,7 +257,7 @@ class PackedMLMStream(IterableDataset):
         ids_buf: list[int] = []
         unit_buf: list[int] = []
         unit_base = 0  # unit ids stay unique across documents within a block
-        for k, chunk in enumerate(_chunks(iter_texts(self.paths, self.split), _TOKENIZE_CHUNK)):
+        for k, chunk in enumerate(text_chunks(iter_texts(self.paths, self.split), _TOKENIZE_CHUNK)):
             if k % workers != worker:
                 continue
             for ids, tu, n_units in encode_texts(tok, self.splitter, chunk):
@@ -304,7 +304,8 @@ class PackedMLMStream(IterableDataset):
         }
 
 
-def _chunks(items, size: int) -> Iterator[list]:
+def text_chunks(items, size: int) -> Iterator[list]:
+    """`items` in lists of `size` (the last one shorter)."""
     chunk: list = []
     for item in items:
         chunk.append(item)
