@@ -1,5 +1,6 @@
-"""`lmtailor corpus --workers N`: the same documents kept, in the same splits, written byte for byte the same,
-whatever N; on a tiny corpus with every kind of trouble, and on real data."""
+"""`lmtailor corpus --workers N`, and `--engine datatrove` with N tasks: the same documents kept, in the same
+splits, written byte for byte the same, whatever N and whichever engine; on a tiny corpus with every kind of trouble,
+and on real data."""
 
 from __future__ import annotations
 
@@ -66,14 +67,36 @@ def test_one_two_and_three_workers_write_the_same_corpus(tmp_path: Path, monkeyp
     assert sum(stats["skipped"]["by_reason"].values()) >= 2  # the broken jsonl line, the binary file
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"near_dup_threshold": 0}, {"dedup_exact": False, "min_chars": 30}],
+    ids=["both-dedups", "exact-only", "near-only"],
+)
+def test_the_datatrove_engine_writes_the_same_corpus_with_1_2_and_3_tasks(tmp_path: Path, settings: dict) -> None:
+    """`--engine datatrove` (every decision from files on disk) against the in-memory path, byte for byte."""
+    docs = _corpus(tmp_path)
+    common = {"inputs": [docs], "seed": 3, "split_ratios": [0.6, 0.2, 0.2], "show_progress": False, **settings}
+    local = _outputs(run(CorpusConfig.build(out_dir=tmp_path / "local", **common)))
+    for tasks in (1, 2, 3):
+        out = tmp_path / f"dt{tasks}"
+        assert _outputs(run(CorpusConfig.build(out_dir=out, engine="datatrove", workers=tasks, **common))) == local
+        assert not (tmp_path / ".dt{tasks}.engine").exists()  # the staging folder goes after success
+    stats = json.loads(local["stats"])
+    assert stats["duplicates_removed"]["near_dup_documents"] == (0 if "near_dup_threshold" in settings else 1)
+    assert (stats["duplicates_removed"]["exact_records"] > 0) == ("dedup_exact" not in settings)
+
+
 @pytest.mark.data
 @pytest.mark.slow
-def test_workers_on_real_data(shared_data: Path, tmp_path: Path) -> None:
-    """Chinese laws (Markdown) and English contracts together, near-duplicate removal on: 1, 2 and 3 workers."""
+def test_workers_and_the_datatrove_engine_on_real_data(shared_data: Path, tmp_path: Path) -> None:
+    """Chinese laws (Markdown) and English contracts together, near-duplicate removal on: 1, 2 and 3 workers, and
+    the datatrove engine with 2 and 3 tasks."""
     inputs = [shared_data / "zh-legal" / "laws" / "dev", shared_data / "en-legal" / "cuad" / "contracts" / "dev"]
     outs = [_outputs(run(CorpusConfig.build(inputs=inputs, out_dir=tmp_path / f"w{w}", workers=w,
                                             show_progress=False))) for w in (1, 2, 3)]  # fmt: skip
-    assert outs[0] == outs[1] == outs[2]
+    outs += [_outputs(run(CorpusConfig.build(inputs=inputs, out_dir=tmp_path / f"dt{w}", workers=w, engine="datatrove",
+                                             show_progress=False))) for w in (2, 3)]  # fmt: skip
+    assert outs[0] == outs[1] == outs[2] == outs[3] == outs[4]
     assert json.loads(outs[0]["stats"])["documents"]["kept"] > 100
 
 
@@ -104,3 +127,46 @@ def test_a_worker_killed_mid_corpus_fails_cleanly_and_the_rerun_finishes(tmp_pat
     assert not (tmp_path / "out").exists()
     monkeypatch.setattr(parallel, "prepare_file", _REAL["prepare_file"])
     assert json.loads((run(cfg) / "stats.json").read_text())["documents"]["read"] > 30
+
+
+def _counting_prepare(src, settings, keep_texts=False):
+    """The engine's `prepare_file`, writing down each file it reads."""
+    with open(_REAL["calls"], "a", encoding="utf-8") as fh:
+        fh.write(src.path.name + "\n")
+    return _REAL["prepare_file"](src, settings, keep_texts=keep_texts)
+
+
+def _exact_dies_once(stage, part, tasks, removed):
+    """The engine's exact-duplicate step, except that its first task kills itself (as the OOM killer would)."""
+    import os
+    import signal
+
+    died = _REAL["calls"].parent / "died"
+    if not died.exists():
+        died.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _REAL["exact"](stage, part, tasks, removed)
+
+
+def test_a_killed_engine_task_fails_cleanly_and_the_rerun_resumes(tmp_path, monkeypatch) -> None:
+    """SIGKILL of a datatrove task: a clear error, no output folder, the staging kept; the rerun does not read
+    the documents again (their step had finished) and writes the same corpus as the in-memory path."""
+    import lmtailor.corpus.engine_steps as steps
+    from lmtailor.errors import OutputWriteError
+
+    docs = _corpus(tmp_path)
+    _REAL.update(prepare_file=steps.prepare_file, exact=steps.exact_duplicates, calls=tmp_path / "calls.txt")
+    monkeypatch.setattr(steps, "prepare_file", _counting_prepare)  # forked tasks run the patched module
+    monkeypatch.setattr(steps, "exact_duplicates", _exact_dies_once)
+    cfg = CorpusConfig.build(inputs=[docs], out_dir=tmp_path / "out", engine="datatrove", workers=2,
+                             show_progress=False)  # fmt: skip
+    with pytest.raises(OutputWriteError, match=r"step 'exact' died .* run the stage again"):
+        run(cfg)
+    assert not (tmp_path / "out").exists() and (tmp_path / ".out.engine" / "plan.pkl").is_file()
+    assert "doc07.txt" in (tmp_path / "calls.txt").read_text().split()
+    (tmp_path / "calls.txt").unlink()
+    out = _outputs(run(cfg))
+    assert not (tmp_path / "calls.txt").exists()  # every prepare task had finished: none ran again
+    assert not (tmp_path / ".out.engine").exists()
+    local = CorpusConfig.build(inputs=[docs], out_dir=tmp_path / "local", show_progress=False)
+    assert out == _outputs(run(local))

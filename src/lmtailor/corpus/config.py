@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import math
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -61,9 +61,42 @@ class CorpusConfig(StageConfig):
     )
     shard_records: int = Field(100_000, ge=1, description="Records per output shard file part-NNNNN.jsonl.")
     workers: int = Field(
-        1, ge=1, le=256, description="Processes that read, clean and hash documents (a file each at a time); the "
-        "output is the same whatever the number. 1: all in this process (small inputs)."
+        1, ge=1, le=256, description="Processes that read, clean and hash documents (a file each at a time); with "
+        "--engine datatrove, its tasks. The output is the same whatever the number. 1: all in this process."
     )  # fmt: skip
+    engine: Literal["local", "datatrove"] = Field(
+        "local", description="local: this process and --workers processes on this machine, de-duplication state "
+        "in memory. datatrove: the same stage as datatrove pipelines (--workers tasks), every piece of state on "
+        "disk under --staging, so memory stays bounded at any corpus size; the same output either way."
+    )  # fmt: skip
+    executor: Literal["local", "slurm"] = Field(
+        "local", description="With --engine datatrove: run its tasks on this machine, or as Slurm job arrays "
+        "(give executor_options partition and time; --staging must then be on a disk every node sees)."
+    )  # fmt: skip
+    executor_options: dict[str, Any] = Field(
+        default_factory=dict, description="Extra arguments of datatrove's executor, as JSON or YAML (Slurm: "
+        "partition, time, cpus_per_task, mem_per_cpu_gb, qos, venv_path, sbatch_args ...)."
+    )  # fmt: skip
+    staging: Path | None = Field(
+        None, description="With --engine datatrove: the folder for its intermediate files (default: .NAME.engine "
+        "beside --out). Kept if the run fails, so a rerun resumes the finished tasks; removed after success."
+    )  # fmt: skip
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options_from_text(cls, values):
+        """`--executor-options '{partition: cpu, time: "2:00:00"}'` on the command line: parsed into the dict."""
+        if isinstance(values, dict) and isinstance(values.get("executor_options"), str):
+            import yaml
+
+            try:
+                parsed = yaml.safe_load(values["executor_options"])
+            except yaml.YAMLError as exc:
+                raise ValueError(f"executor_options is not JSON or YAML: {exc}") from None
+            if parsed is not None and not isinstance(parsed, dict):
+                raise ValueError("executor_options must be a mapping, e.g. '{partition: cpu, time: \"2:00:00\"}'")
+            values = {**values, "executor_options": parsed or {}}
+        return values
 
     @field_validator("encoding")
     @classmethod

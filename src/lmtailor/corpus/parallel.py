@@ -65,6 +65,7 @@ class PreparedDoc:
     too_short: int
     hashvalues: np.ndarray | None
     error: Skip | None = None
+    texts: str | None = None  # every record, too-short ones too, "\n"-joined: for `--engine datatrove`'s MinHash
 
     @property
     def lines(self) -> list[str]:
@@ -83,8 +84,9 @@ def _template(num_perm: int, seed: int) -> MinHash:
     return MinHash(num_perm=num_perm, seed=seed, hashfunc=_identity)
 
 
-def prepare_file(src: SourceFile, s: Settings) -> list[Skip | PreparedDoc]:
-    """Every document (and skip) of one file, as `CorpusBuilder._fill` would see them."""
+def prepare_file(src: SourceFile, s: Settings, keep_texts: bool = False) -> list[Skip | PreparedDoc]:
+    """Every document (and skip) of one file, as `CorpusBuilder._fill` would see them (`keep_texts`: with every
+    record's text, for a MinHash made elsewhere)."""
     template = _template(s.num_perm, s.seed) if s.num_perm else None
     out: list[Skip | PreparedDoc] = []
     for item in read_file(src, s.options):
@@ -94,12 +96,15 @@ def prepare_file(src: SourceFile, s: Settings) -> list[Skip | PreparedDoc]:
         markdown = item.markdown if s.strip_markdown == "auto" else bool(s.strip_markdown)
         sketch = DocSketch(template.copy()) if template is not None else None
         kept: list[str] = []
+        every: list[str] | None = [] if keep_texts else None
         short = 0
         try:
             for text in segment_document(item.lines, markdown=markdown, nfkc=s.nfkc, unit=s.unit,
                                          max_chars=s.max_chars):  # fmt: skip
                 if sketch is not None:
                     sketch.add(text)
+                if every is not None:
+                    every.append(text)
                 if len(text) < s.min_chars:
                     short += 1
                 else:
@@ -112,8 +117,8 @@ def prepare_file(src: SourceFile, s: Settings) -> list[Skip | PreparedDoc]:
         counts = np.array([_record_counts(t) for t in kept], dtype=np.int64).reshape(-1, 5)
         digests = np.fromiter(map(record_digest, kept), np.uint64, len(kept)) if s.digests else None
         out.append(PreparedDoc(item.key, item.path, "".join(record_line(t, item.key) for t in kept), digests, counts,
-                               short,
-                               None if minhash is None else minhash.hashvalues))  # fmt: skip
+                               short, None if minhash is None else minhash.hashvalues,
+                               texts=None if every is None else "\n".join(every)))  # fmt: skip
     return out
 
 

@@ -107,6 +107,30 @@ class CorpusBuilder:
             for line in kept:
                 self.writer.write_line(split, line)
 
+    def add_decided(self, doc: PreparedDoc, near_duplicate: bool, drop: set[int]) -> None:
+        """`add_prepared` with the decisions already taken elsewhere (`corpus.engine`): whether the document is a
+        near-duplicate, and which of its records are exact repeats."""
+        self.stats.documents_read += 1
+        if doc.error is not None:
+            self.skip(doc.error)
+            return
+        if near_duplicate:
+            log.debug("dropped %s: near-duplicate of an earlier document", doc.key)
+            self.stats.near_duplicate_documents += 1
+            return
+        counts = DocCounts(too_short=doc.too_short)
+        kept: list[str] = []
+        for i, (line, row) in enumerate(zip(doc.lines, doc.counts.tolist(), strict=True)):
+            if i in drop:
+                counts.exact_duplicates += 1
+            else:
+                kept.append(line)
+                counts.add_counted(*row)
+        if self._keep(doc.key, counts, None):
+            split = self._accept(doc.key, counts)
+            for line in kept:
+                self.writer.write_line(split, line)
+
     def settings(self) -> Settings:
         cfg = self.config
         return Settings(cfg.read_options(), cfg.strip_markdown, cfg.nfkc, cfg.unit, cfg.max_chars, cfg.min_chars,
@@ -170,7 +194,11 @@ def run(config: CorpusConfig) -> Path:
             out.add_input(f"ner_inputs[{i}]", path)
         with CorpusWriter(out.dir, SPLITS, config.shard_records) as writer:
             builder = CorpusBuilder(config, writer, stats)
-            if config.workers > 1:
+            if config.engine == "datatrove":
+                from lmtailor.corpus.engine import run_engine
+
+                run_engine(config, files, builder, Path(config.out_dir).expanduser().absolute())
+            elif config.workers > 1:
                 run_parallel(builder, files, builder.settings(), config.workers, config.show_progress)
             else:
                 for item in iter_documents(files, config.read_options(), config.show_progress):
