@@ -130,10 +130,10 @@ def test_a_worker_killed_mid_corpus_fails_cleanly_and_the_rerun_finishes(tmp_pat
 
 
 def _counting_prepare(src, settings, keep_texts=False):
-    """The engine's `prepare_file`, writing down each file it reads."""
+    """The engine's `iter_prepared`, writing down each file it reads."""
     with open(_REAL["calls"], "a", encoding="utf-8") as fh:
         fh.write(src.path.name + "\n")
-    return _REAL["prepare_file"](src, settings, keep_texts=keep_texts)
+    return _REAL["iter_prepared"](src, settings, keep_texts=keep_texts)
 
 
 def _exact_dies_once(stage, part, tasks, removed):
@@ -155,8 +155,8 @@ def test_a_killed_engine_task_fails_cleanly_and_the_rerun_resumes(tmp_path, monk
     from lmtailor.errors import OutputWriteError
 
     docs = _corpus(tmp_path)
-    _REAL.update(prepare_file=steps.prepare_file, exact=steps.exact_duplicates, calls=tmp_path / "calls.txt")
-    monkeypatch.setattr(steps, "prepare_file", _counting_prepare)  # forked tasks run the patched module
+    _REAL.update(iter_prepared=steps.iter_prepared, exact=steps.exact_duplicates, calls=tmp_path / "calls.txt")
+    monkeypatch.setattr(steps, "iter_prepared", _counting_prepare)  # forked tasks run the patched module
     monkeypatch.setattr(steps, "exact_duplicates", _exact_dies_once)
     cfg = CorpusConfig.build(inputs=[docs], out_dir=tmp_path / "out", engine="datatrove", workers=2,
                              show_progress=False)  # fmt: skip

@@ -9,7 +9,7 @@ its own and would keep the shuffle in the object store's memory.
 
 The five steps, each a datatrove pipeline whose tasks run in parallel (the last one in this process):
 
-1. **prepare** (`workers` tasks): each task reads a contiguous run of the input files (balanced by bytes, so
+1. **prepare** (`workers` tasks, at least one per 256 MB of input): each task reads a contiguous run of the input files (balanced by bytes, so
    (task, document number) orders documents as the inputs do), and does the per-document work of
    `corpus.parallel.prepare_file`: decode, clean, segment, count, hash each record. It writes the documents to
    `prepared/`, the record digests to `digests/`, partitioned by digest, and — through datatrove's own
@@ -58,9 +58,13 @@ from lmtailor.errors import ConfigError, OutputWriteError
 log = logging.getLogger(__name__)
 
 PIP_COMMAND = 'pip install "datatrove==0.10.1"'
-# One digest partition per this many input bytes (at least one per task): a partition's records are sorted in the
-# memory of one task, about 16 bytes per record, so 256 MB of text (~1 M records) costs that task ~50 MB.
-PARTITION_BYTES = 256 << 20
+# One digest partition per this many input bytes (at least one per task): a partition's rows (16 B per record) are
+# sorted in the memory of one task: 1 GB of text, ~4 M records of typical length, costs that task ~200 MB.
+PARTITION_BYTES = 1 << 30
+# At least one prepare task per this many input bytes, whatever --workers: a task sorts its band signatures in
+# memory (56 B per document, one band at a time, twice while sorting), so memory stays bounded as the corpus grows:
+# at worst ~200 MB for 256 MB of one-line documents, a few MB for documents of a few KB.
+TASK_BYTES = 256 << 20
 
 
 def _datatrove():
@@ -211,7 +215,8 @@ def run_engine(config, files: list[SourceFile], builder, final: Path) -> None:
     stage, resumed = _open_staging(config, files, root)
     if resumed:
         log.info("corpus: resuming the interrupted datatrove run in %s (finished tasks are not run again)", root)
-    plan = Plan(files, config.workers, partitions, settings, num_perm, bands, rows)
+    tasks = max(config.workers, math.ceil(total / TASK_BYTES))
+    plan = Plan(files, tasks, partitions, settings, num_perm, bands, rows)
     stage.write_bytes("plan.pkl", pickle.dumps(plan, protocol=5))
     executors = _executors(config, plan, stage)
     if config.executor == "local":

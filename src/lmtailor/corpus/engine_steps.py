@@ -20,9 +20,11 @@ from datatrove.pipeline.dedup.minhash import MinhashDedupSignature
 from datatrove.utils.word_tokenizers import WordTokenizer
 
 from lmtailor.corpus.dedup import _identity, shingle_hashes
-from lmtailor.corpus.parallel import prepare_file
+from lmtailor.corpus.parallel import iter_prepared
 from lmtailor.corpus.readers import Skip
 from lmtailor.corpus.staging import DigestSpool, Staging, exact_duplicates, near_duplicates
+
+PICKLE_BATCH = 256
 
 
 class Prepare(PipelineStep):
@@ -43,18 +45,21 @@ class Prepare(PipelineStep):
         doc = 0
         with stage.folder.open(f"prepared/{rank:05d}.pkl", "wb") as fh:
             for src in plan.files_for(rank):
-                items = prepare_file(src, settings, keep_texts=True)
-                # one pickle per file: a write per document through fsspec cost more than the pickling
-                fh.write(pickle.dumps([i if isinstance(i, Skip) else replace(i, texts=None) for i in items], 5))
-                for item in items:
+                batch: list = []  # pickled a few hundred at a time: a write per document through fsspec costs more
+                for item in iter_prepared(src, settings, keep_texts=True):
+                    batch.append(item if isinstance(item, Skip) else replace(item, texts=None))
+                    if len(batch) >= PICKLE_BATCH:
+                        fh.write(pickle.dumps(batch, protocol=5))
+                        batch = []
                     if isinstance(item, Skip) or item.error is not None:
                         continue
-                    texts = item.texts
                     self.stat_update("documents")
                     if digests is not None:
                         digests.add(doc, item.digests)
-                    yield Document(text=texts or "", id=str(doc))
+                    yield Document(text=item.texts or "", id=str(doc))
                     doc += 1
+                if batch:
+                    fh.write(pickle.dumps(batch, protocol=5))
         if digests is not None:
             digests.close()
 

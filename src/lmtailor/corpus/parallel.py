@@ -16,6 +16,7 @@ clean.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -84,14 +85,18 @@ def _template(num_perm: int, seed: int) -> MinHash:
     return MinHash(num_perm=num_perm, seed=seed, hashfunc=_identity)
 
 
-def prepare_file(src: SourceFile, s: Settings, keep_texts: bool = False) -> list[Skip | PreparedDoc]:
-    """Every document (and skip) of one file, as `CorpusBuilder._fill` would see them (`keep_texts`: with every
-    record's text, for a MinHash made elsewhere)."""
+def prepare_file(src: SourceFile, s: Settings) -> list[Skip | PreparedDoc]:
+    """Every document (and skip) of one file, as `CorpusBuilder._fill` would see them."""
+    return list(iter_prepared(src, s))
+
+
+def iter_prepared(src: SourceFile, s: Settings, keep_texts: bool = False) -> Iterator[Skip | PreparedDoc]:
+    """`prepare_file`, one document at a time (`keep_texts`: with every record's text, for a MinHash made
+    elsewhere)."""
     template = _template(s.num_perm, s.seed) if s.num_perm else None
-    out: list[Skip | PreparedDoc] = []
     for item in read_file(src, s.options):
         if isinstance(item, Skip):
-            out.append(item)
+            yield item
             continue
         markdown = item.markdown if s.strip_markdown == "auto" else bool(s.strip_markdown)
         sketch = DocSketch(template.copy()) if template is not None else None
@@ -111,15 +116,14 @@ def prepare_file(src: SourceFile, s: Settings, keep_texts: bool = False) -> list
                     kept.append(text)
         except UnicodeDecodeError as exc:
             error = Skip(item.path, "decode error", decode_failure(item.path, item.encoding, exc))
-            out.append(PreparedDoc(item.key, item.path, "", None, np.zeros((0, 5), np.int64), 0, None, error))
+            yield PreparedDoc(item.key, item.path, "", None, np.zeros((0, 5), np.int64), 0, None, error)
             continue
         minhash = sketch.finish() if sketch is not None else None
         counts = np.array([_record_counts(t) for t in kept], dtype=np.int64).reshape(-1, 5)
         digests = np.fromiter(map(record_digest, kept), np.uint64, len(kept)) if s.digests else None
-        out.append(PreparedDoc(item.key, item.path, "".join(record_line(t, item.key) for t in kept), digests, counts,
-                               short, None if minhash is None else minhash.hashvalues,
-                               texts=None if every is None else "\n".join(every)))  # fmt: skip
-    return out
+        yield PreparedDoc(item.key, item.path, "".join(record_line(t, item.key) for t in kept), digests, counts, short,
+                          None if minhash is None else minhash.hashvalues,
+                          texts=None if every is None else "\n".join(every))  # fmt: skip
 
 
 def run_parallel(builder, files: list[SourceFile], settings: Settings, workers: int, show_progress: bool) -> None:
