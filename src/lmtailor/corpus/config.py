@@ -130,6 +130,19 @@ class CorpusConfig(StageConfig):
         return value
 
     @model_validator(mode="after")
+    def _slurm_needs_a_partition(self) -> CorpusConfig:
+        if self.executor == "slurm":
+            if self.engine != "datatrove":
+                raise ValueError("--executor slurm runs the datatrove engine: add --engine datatrove")
+            missing = [k for k in ("partition", "time") if k not in self.executor_options]
+            if missing:
+                raise ValueError(
+                    f"--executor slurm needs executor_options {' and '.join(missing)} (the Slurm partition and a time "
+                    "limit per task), e.g. --executor-options '{partition: cpu, time: \"2:00:00\"}'"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _something_to_read(self) -> CorpusConfig:
         if not self.inputs and not self.ner_inputs:
             raise ValueError("give at least one input: documents (inputs) or labelled NER files (ner_inputs)")

@@ -9,14 +9,15 @@ its own and would keep the shuffle in the object store's memory.
 
 The five steps, each a datatrove pipeline whose tasks run in parallel (the last one in this process):
 
-1. **prepare** (`workers` tasks, at least one per 256 MB of input): each task reads a contiguous run of the input files (balanced by bytes, so
-   (task, document number) orders documents as the inputs do), and does the per-document work of
-   `corpus.parallel.prepare_file`: decode, clean, segment, count, hash each record. It writes the documents to
-   `prepared/`, the record digests to `digests/`, partitioned by digest, and — through datatrove's own
-   `MinhashDedupSignature` — each document's MinHash band signatures, sorted, to `sigs/`.
+1. **prepare** (`workers` tasks, at least one per 256 MB of input): each task reads a contiguous run of the input
+   files (balanced by bytes, so (task, document number) orders documents as the inputs do), and does the
+   per-document work of `corpus.parallel.iter_prepared`: decode, clean, segment, count, hash each record. It
+   writes the documents to `prepared/`, the record digests to `digests/`, partitioned by digest, and — through
+   datatrove's own `MinhashDedupSignature` — each document's MinHash band signatures, sorted, to `sigs/`.
 2. **buckets** (one task per LSH band): datatrove's `MinhashDedupBuckets` merges the sorted signature files of its
    band and writes the pairs of documents with equal band signatures to `dups/`.
-3. **near** (1 task): decides which documents are near-duplicates, as `NearDupIndex` does in one process: in input
+3. **near** (1 task): decides which documents are near-duplicates, as `NearDupIndex` does in one process (not
+   datatrove's `MinhashDedupCluster`, which joins chains and keeps an arbitrary member of each cluster): in input
    order, a document is dropped when it shares a band with an earlier document that was kept. Memory grows with the
    number of documents that have a partner, not with the corpus.
 4. **exact** (`partitions` tasks): each task loads one partition of the record digests (1/P of them), leaves out
@@ -140,12 +141,6 @@ def _executor(config, name: str, pipeline: list, tasks: int, staging: Staging, d
                                      depends=depends, start_method="fork", **options)  # fmt: skip
     from datatrove.executor import SlurmPipelineExecutor
 
-    for key in ("partition", "time"):
-        if key not in options:
-            raise ConfigError(
-                f"--executor slurm needs executor_options.{key} (the Slurm partition and a time limit per task, "
-                "e.g. --executor-options '{partition: cpu, time: \"2:00:00\"}')."
-            )
     options.setdefault("job_name", f"lmtailor-corpus-{name}")
     options.setdefault("cpus_per_task", 1)
     return SlurmPipelineExecutor(pipeline, tasks=tasks, logging_dir=logs, depends=depends, **options)

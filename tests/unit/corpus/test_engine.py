@@ -99,8 +99,11 @@ def test_slurm_runs_each_step_as_a_job_array_after_the_one_before(tmp_path) -> N
     assert executors[0].depends is None
     assert all(e.depends is prev for prev, e in itertools.pairwise(executors))
     assert {e.partition for e in executors} == {"cpu"}
-    with pytest.raises(ConfigError, match="partition"):
-        _executors(_config(tmp_path, executor="slurm"), _plan(tmp_path), Staging(tmp_path / "staging"))
+    with pytest.raises(ConfigError, match="partition and time"):  # refused before anything is written
+        _config(tmp_path, executor="slurm")
+    with pytest.raises(ConfigError, match="add --engine datatrove"):
+        CorpusConfig.build(inputs=[tmp_path / "a.txt"], out_dir=tmp_path / "o", executor="slurm",
+                           executor_options={"partition": "cpu", "time": "1:00:00"})  # fmt: skip
 
 
 def test_executor_options_must_be_a_mapping() -> None:
