@@ -207,6 +207,33 @@ def check_speed(corpus: Path, tok: Path, work: Path, steps: int) -> list[dict]:
     return rows
 
 
+def check_shards(corpus: Path, tok: Path, work: Path, steps: int = 200) -> dict:
+    """Issue 27: `mini` at batch 256 reading token shards (written here on every CPU) against the hand loop, and
+    against the same run tokenising on the fly; the bar is >= 0.8 of the hand loop."""
+    import os
+
+    from transformers import AutoTokenizer
+
+    from lmtailor.shards.config import TokenizeConfig
+    from lmtailor.shards.write import run_tokenize
+
+    t = AutoTokenizer.from_pretrained(str(tok))
+    t0 = time.perf_counter()
+    cfg = TokenizeConfig.build(corpus=[corpus], tokenizer=tok, out_dir=work / "shards", workers=os.cpu_count() or 1,
+                               overwrite=True, show_progress=False)  # fmt: skip
+    shards = run_tokenize(cfg)
+    written = time.perf_counter() - t0
+    hand = _hand_rate("mini", len(t), t.mask_token_id, 100, 256, 128)
+    out = {"shards_seconds": round(written, 1), "hand_loop": round(hand)}
+    for name, source in (("shards", shards), ("on_the_fly", corpus)):
+        run = work / f"shards-{name}"
+        _pretrain(source, tok, run, "bf16", steps, 256, preset="mini", logging_steps=25)
+        out[name] = round(_steady_rate(run))
+        out[f"{name}_ratio"] = round(out[name] / hand, 3)
+    print("shards", out, flush=True)
+    return out
+
+
 def check_threads(corpus: Path, tok: Path, work: Path, steps: int = 200) -> list[dict]:
     """`mini` at batch 256 with 8 data workers, with the training process's torch CPU threads at the default (one
     per core), at the cores the workers leave, and at 1: do its idle OpenMP threads take CPU from the workers?"""
@@ -392,6 +419,7 @@ def main() -> None:
         "precision": lambda: check_precision(args.corpus, args.tokenizer, args.work, args.steps),
         "speed": lambda: check_speed(args.corpus, args.tokenizer, args.work, 200),
         "stream": lambda: check_stream(args.corpus, args.tokenizer, args.work),
+        "shards": lambda: check_shards(args.corpus, args.tokenizer, args.work),
         "threads": lambda: check_threads(args.corpus, args.tokenizer, args.work),
         "legal-en": lambda: check_legal_en(
             args.corpus, args.tokenizer, args.work, args.clauses, args.held_out, args.baseline, args.minutes, args.out
