@@ -103,6 +103,9 @@ def test_update_adds_terms_refits_and_reports(built, tmp_path):
         assert mlm[side]["head"] == "fitted on the frozen encoder"  # a task model has no MLM head
     assert report["size"]["weight_bytes_after"] > report["size"]["weight_bytes_before"] > 0
     assert report["passed"] is True and report["failed_checks"] == []
+    speed = report["speed"]  # both models on the same old examples, timed alternately
+    assert speed["timed"] == "alternately" and speed["examples"] > 0 and speed["timings_each"] == 3
+    assert speed["before_examples_per_second"] > 0 and speed["after_examples_per_second"] > 0
     record = json.loads((out / "lmtailor.json").read_text())
     assert record["stage"] == "update" and record["metrics"]["passed"] is True
     assert record["metrics"]["training"]["epochs"] == 1.0 and record["metrics"]["kind"] == "finetune"
