@@ -36,6 +36,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import pickle
 import shutil
 import time
@@ -90,6 +91,19 @@ def default_staging(final: Path) -> Path:
     """`.NAME.engine` beside the output: kept after a failure (a rerun resumes the finished tasks), removed after
     success."""
     return final.with_name(f".{final.name}.engine")
+
+
+def check_staging(root: Path, final: Path, inputs: list[Path]) -> None:
+    """Refuse a staging folder that overlaps the output or an input: emptying it would delete them, and inside an
+    input its files would be read as documents by the next run."""
+    staging = Path(os.path.abspath(root.expanduser()))
+    for what, other in [("the output folder", final), *[("the input", Path(p)) for p in inputs]]:
+        other = Path(os.path.abspath(Path(other).expanduser()))
+        if staging == other or other in staging.parents or staging in other.parents:
+            raise ConfigError(
+                f"--staging {root} overlaps {what} {other}; the staging folder is emptied and rewritten, so give "
+                "one of its own (default: .NAME.engine beside --out)."
+            )
 
 
 def _open_staging(config, files: list[SourceFile], root: Path) -> tuple[Staging, bool]:
@@ -207,6 +221,7 @@ def run_engine(config, files: list[SourceFile], builder, final: Path) -> None:
     total = sum(f.path.stat().st_size for f in files if f.path.is_file())
     partitions = max(config.workers, math.ceil(total / PARTITION_BYTES)) if config.dedup_exact else 0
     root = Path(config.staging) if config.staging else default_staging(final)
+    check_staging(root, final, [*config.inputs, *config.ner_inputs])
     stage, resumed = _open_staging(config, files, root)
     if resumed:
         log.info("corpus: resuming the interrupted datatrove run in %s (finished tasks are not run again)", root)

@@ -85,6 +85,16 @@ def test_the_staging_folder_is_resumed_only_for_the_same_inputs_and_settings(tmp
     assert not _open_staging(other, files, root)[1]
 
 
+def test_a_staging_folder_overlapping_the_output_or_an_input_is_refused(tmp_path) -> None:
+    from lmtailor.corpus.engine import check_staging
+
+    docs, out = tmp_path / "docs", tmp_path / "out"
+    check_staging(tmp_path / "staging", out, [docs])  # apart from both: fine
+    for bad in (out, out / "s", docs / "s", tmp_path):
+        with pytest.raises(ConfigError, match="overlaps"):
+            check_staging(bad, out, [docs])
+
+
 def _plan(tmp_path) -> Plan:
     settings = Settings(ReadOptions(), "auto", True, "paragraph", 2000, 1, True, None, 0)
     return Plan(_files(tmp_path), 4, 6, settings, 128, 9, 13)
