@@ -79,3 +79,19 @@ def test_extend_round_trip_other_tokenizer_families(fixture, tmp_path, request):
     old_ids = old("Upon written notice to any third party.", add_special_tokens=False).input_ids
     # HF joins added tokens with spaces when decoding; the characters are the same.
     assert "".join(tok.decode(ids).split()) == "".join(old.decode(old_ids).split())
+
+
+def test_a_term_in_two_glossaries_is_added_once(tiny_roberta, glossary, tmp_path):
+    """A cased tokenizer (as XLM-R's) and the same term in two files used to index past the resized embedding table
+    (IndexError, found with CMeEE's four glossaries); and a held-out text that holds a term everywhere."""
+    copy = tmp_path / "again.txt"
+    copy.write_text("written notice\nwritten notice\nnew clause\n", encoding="utf-8")
+    held = tmp_path / "held.txt"
+    held.write_text("A written notice.\n", encoding="utf-8")
+    cfg = ExtendConfig.build(model=str(tiny_roberta), terms=[glossary, copy], verify_inputs=[held],
+                             out_dir=tmp_path / "ext", show_progress=False)  # fmt: skip
+    report = json.loads((run_extend(cfg) / "extend_report.json").read_text())
+    assert report["terms_added"] == report["vocab_after"] - report["vocab_before"] >= 4  # each once
+    assert report["outputs_unchanged_on_term_free_text"] is None  # no term-free text: nothing was checked
+    new_tok = AutoTokenizer.from_pretrained(str(tmp_path / "ext"))
+    assert new_tok.tokenize("new clause") == ["new clause"]

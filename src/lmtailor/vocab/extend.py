@@ -31,13 +31,13 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def mean_init(model: PreTrainedModel, pieces: list[list[int]], first_new: int) -> None:
-    """Set rows first_new.. of the input (and untied output) embeddings to piece means, their bias to the lowest."""
+def mean_init(model: PreTrainedModel, rows: list[tuple[int, list[int]]], first_new: int) -> None:
+    """Set each new row of the input (and untied output) embeddings to the mean of its pieces' rows, and its bias to
+    the lowest old bias; `rows` holds (new row, old piece ids)."""
     emb = model.get_input_embeddings().weight
     out = model.get_output_embeddings()
     tied = out is not None and out.weight.data_ptr() == emb.data_ptr()
-    for offset, ids in enumerate(pieces):
-        row = first_new + offset
+    for row, ids in rows:
         index = torch.tensor(ids, dtype=torch.long)
         emb[row] = emb[index].mean(0)
         if out is not None and not tied:
@@ -64,9 +64,10 @@ def run_extend(config: ExtendConfig) -> Path:
     tok = AutoTokenizer.from_pretrained(str(src))
     if not getattr(tok, "is_fast", False):
         raise InputFormatError(f"model folder {src} has no fast tokenizer (tokenizer.json).")
-    terms = [t for p in config.terms for t in load_terms(Path(p))][: config.max_terms]
+    terms = [t for p in config.terms for t in load_terms(Path(p))]
     if is_uncased(tok):
-        terms = list(dict.fromkeys(t.lower() for t in terms))  # an uncased model: add the lowercase form once
+        terms = [t.lower() for t in terms]  # an uncased model: add the lowercase form
+    terms = list(dict.fromkeys(terms))[: config.max_terms]  # a term in two glossaries is added once
     plan, skipped = _plan(tok, terms)
     if not plan:
         raise EmptyInputError(f"none of the {len(terms)} terms needs adding: each is one token already or empty.")
@@ -81,9 +82,12 @@ def run_extend(config: ExtendConfig) -> Path:
     first_new = len(tok)
     tok.add_tokens([_added_token(t) for t, _ in plan])
     model.resize_token_embeddings(len(tok), mean_resizing=False)
-    mean_init(model, [ids for _, ids in plan], first_new)
+    # each term's own new id: the tokenizer may add fewer tokens than asked (two spellings of one added token)
+    rows = {tok.convert_tokens_to_ids(t): ids for t, ids in plan}
+    mean_init(model, [(row, ids) for row, ids in rows.items() if row >= first_new], first_new)
     after = _hidden(model, tok, texts)
-    unchanged = all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    # None: no held-out text was free of every new term, so nothing could be checked (not "unchanged")
+    unchanged = all(torch.equal(a, b) for a, b in zip(before, after, strict=True)) if texts else None
     single = sum(len(tok(t, add_special_tokens=False).input_ids) == 1 for t, _ in plan)
     with stage_output(config) as out:
         out.add_input("model", src)
