@@ -80,6 +80,16 @@ def run_corpus(folder: Path, out: Path, workers: int, engine: str = "local") -> 
             "documents": stats["documents"], "records": stats["records"]}  # fmt: skip
 
 
+def record(path: Path, runs: list[dict], **extra) -> None:
+    """Append one JSON line (command, machine, date, runs) to `path`, and print it."""
+    line = {"command": " ".join(sys.argv), "machine": platform.processor() or platform.machine(),
+            "cpus": psutil.cpu_count(), "date": datetime.now(UTC).isoformat(timespec="seconds"), "runs": runs,
+            **extra}  # fmt: skip
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(line) + "\n")
+    print(json.dumps(line, indent=1))
+
+
 def _out_name(copies: int, engine: str, workers: int) -> str:
     return f"out-x{copies}-w{workers}" if engine == "local" else f"out-x{copies}-{engine}-w{workers}"
 
@@ -105,12 +115,7 @@ def main() -> None:
         outs = [args.work / _out_name(copies, e, w) for e in args.engines for w in args.workers]
         parts = [{p.relative_to(o).as_posix(): p.read_bytes() for p in sorted(o.rglob("part-*.jsonl"))} for o in outs]
         same[str(copies)] = all(p == parts[0] for p in parts)
-    line = {"command": " ".join(sys.argv), "machine": platform.processor() or platform.machine(),
-            "cpus": psutil.cpu_count(), "date": datetime.now(UTC).isoformat(timespec="seconds"), "runs": runs,
-            "identical_output_across_workers_and_engines": same}  # fmt: skip
-    with open(args.work / "corpus_scale.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(line) + "\n")
-    print(json.dumps(line, indent=1))
+    record(args.work / "corpus_scale.jsonl", runs, identical_output_across_workers_and_engines=same)
 
 
 if __name__ == "__main__":

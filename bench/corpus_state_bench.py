@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import shutil
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus_scale_bench import run_corpus
+from corpus_scale_bench import record, run_corpus
 
 WORDS = ["party", "notice", "term", "fee", "claim", "goods", "price", "delivery", "court", "law", "breach", "remedy",
          "licence", "payment", "invoice", "tax", "damage", "warranty", "seller", "buyer", "lease", "rent", "loan",
@@ -64,12 +60,7 @@ def main() -> None:
             shutil.rmtree(out, ignore_errors=True)
             runs.append(r)
             print(json.dumps(r), flush=True)
-    line = {"command": " ".join(sys.argv), "machine": platform.processor() or platform.machine(),
-            "cpus": psutil.cpu_count(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "runs": runs}  # fmt: skip
-    with open(args.work / "corpus_state.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(line) + "\n")
-    print(json.dumps(line, indent=1))
+    record(args.work / "corpus_state.jsonl", runs)
 
 
 if __name__ == "__main__":

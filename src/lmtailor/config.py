@@ -22,6 +22,20 @@ def positional(order: int = 1) -> dict[str, Any]:
     return {"cli_argument": order}
 
 
+def mapping_from_text(values: Any, field: str) -> Any:
+    """For a `mode="before"` validator: a dict field given as JSON or YAML text (`--field '{a: 1}'` on the command
+    line) parsed into the dict; anything else is left to pydantic."""
+    if isinstance(values, dict) and isinstance(values.get(field), str):
+        try:
+            parsed = yaml.safe_load(values[field])
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{field} is not JSON or YAML: {exc}") from None
+        if parsed is not None and not isinstance(parsed, dict):
+            raise ValueError(f"{field} must be a mapping, e.g. '{{key: value}}'")
+        values = {**values, field: parsed or {}}
+    return values
+
+
 def cli_flags(*flags: str) -> dict[str, Any]:
     """`Field(json_schema_extra=cli_flags("--out", "-o"))`: spellings of the field's option besides `--field-name`
     (a pair like `--lowercase/--cased` replaces the derived on/off switch)."""

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lmtailor.config import StageConfig, cli_flags, positional
+from lmtailor.config import StageConfig, cli_flags, mapping_from_text, positional
 from lmtailor.corpus.readers import ReadOptions
 
 SPLITS: tuple[str, str, str] = ("train", "dev", "test")
@@ -86,17 +86,7 @@ class CorpusConfig(StageConfig):
     @classmethod
     def _options_from_text(cls, values):
         """`--executor-options '{partition: cpu, time: "2:00:00"}'` on the command line: parsed into the dict."""
-        if isinstance(values, dict) and isinstance(values.get("executor_options"), str):
-            import yaml
-
-            try:
-                parsed = yaml.safe_load(values["executor_options"])
-            except yaml.YAMLError as exc:
-                raise ValueError(f"executor_options is not JSON or YAML: {exc}") from None
-            if parsed is not None and not isinstance(parsed, dict):
-                raise ValueError("executor_options must be a mapping, e.g. '{partition: cpu, time: \"2:00:00\"}'")
-            values = {**values, "executor_options": parsed or {}}
-        return values
+        return mapping_from_text(values, "executor_options")
 
     @field_validator("encoding")
     @classmethod

@@ -27,15 +27,19 @@ from lmtailor.corpus.staging import DigestSpool, Staging, exact_duplicates, near
 PICKLE_BATCH = 256
 
 
-class Prepare(PipelineStep):
-    """Step 1: the per-document work on this task's files; yields each document's records for the MinHash."""
-
-    type = "📖 - READER"
-    name = "lmtailor prepare"
+class _StagingStep(PipelineStep):
+    """A step that reads and writes the staging folder (given by its path: steps are pickled to their tasks)."""
 
     def __init__(self, staging: str) -> None:
         super().__init__()
         self.staging = staging
+
+
+class Prepare(_StagingStep):
+    """Step 1: the per-document work on this task's files; yields each document's records for the MinHash."""
+
+    type = "📖 - READER"
+    name = "lmtailor prepare"
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         stage = Staging(self.staging)
@@ -102,15 +106,11 @@ class Signature(MinhashDedupSignature):
         return [values[i * rows : (i + 1) * rows].tolist() for i in range(bands)]
 
 
-class Near(PipelineStep):
+class Near(_StagingStep):
     """Step 3: the near-duplicate decisions from the band pairs, in input order."""
 
     type = "🫂 - DEDUP"
     name = "lmtailor near-duplicates"
-
-    def __init__(self, staging: str) -> None:
-        super().__init__()
-        self.staging = staging
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         stage = Staging(self.staging)
@@ -125,15 +125,11 @@ class Near(PipelineStep):
                               np.array([d & 0xFFFFFFFF for d in docs], "<u4").tobytes())  # fmt: skip
 
 
-class Exact(PipelineStep):
+class Exact(_StagingStep):
     """Step 4: one partition of the record digests; marks every record whose digest came earlier."""
 
     type = "🫂 - DEDUP"
     name = "lmtailor exact duplicates"
-
-    def __init__(self, staging: str) -> None:
-        super().__init__()
-        self.staging = staging
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         stage = Staging(self.staging)

@@ -91,21 +91,11 @@ class CorpusBuilder:
         if doc.error is not None:
             self.skip(doc.error)
             return
-        counts = DocCounts(too_short=doc.too_short)
-        kept: list[str] = []
-        digests = doc.digests.tolist() if doc.digests is not None else None
-        rows = doc.counts.tolist()
-        for i, line in enumerate(doc.lines):
-            if digests is not None and not self.exact.is_new_digest(digests[i]):
-                counts.exact_duplicates += 1
-            else:
-                kept.append(line)
-                counts.add_counted(*rows[i])
+        drop = set()
+        if doc.digests is not None:  # in record order, as `_fill` offers them
+            drop = {i for i, digest in enumerate(doc.digests.tolist()) if not self.exact.is_new_digest(digest)}
         minhash = self.near.from_values(doc.hashvalues) if doc.hashvalues is not None and self.near else None
-        if self._keep(doc.key, counts, minhash):
-            split = self._accept(doc.key, counts)
-            for line in kept:
-                self.writer.write_line(split, line)
+        self._add_records(doc, drop, minhash)
 
     def add_decided(self, doc: PreparedDoc, near_duplicate: bool, drop: set[int]) -> None:
         """`add_prepared` with the decisions already taken elsewhere (`corpus.engine`): whether the document is a
@@ -118,6 +108,10 @@ class CorpusBuilder:
             log.debug("dropped %s: near-duplicate of an earlier document", doc.key)
             self.stats.near_duplicate_documents += 1
             return
+        self._add_records(doc, drop, None)
+
+    def _add_records(self, doc: PreparedDoc, drop: set[int], minhash: MinHash | None) -> None:
+        """Count a prepared document's records but the exact repeats in `drop`, then keep (and write) or drop it."""
         counts = DocCounts(too_short=doc.too_short)
         kept: list[str] = []
         for i, (line, row) in enumerate(zip(doc.lines, doc.counts.tolist(), strict=True)):
@@ -126,7 +120,7 @@ class CorpusBuilder:
             else:
                 kept.append(line)
                 counts.add_counted(*row)
-        if self._keep(doc.key, counts, None):
+        if self._keep(doc.key, counts, minhash):
             split = self._accept(doc.key, counts)
             for line in kept:
                 self.writer.write_line(split, line)

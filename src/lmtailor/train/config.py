@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from lmtailor.config import StageConfig, cli_flags, positional
+from lmtailor.config import StageConfig, cli_flags, mapping_from_text, positional
 from lmtailor.tasks.config import TaskFileFields
 from lmtailor.tasks.target import METRIC_HELP, check_metric
 
@@ -158,14 +158,7 @@ class FinetuneConfig(TaskFileFields, StageConfig):
     @classmethod
     def _space_from_text(cls, values):
         """`--search-space '{"lr": [1e-5, 1e-3]}'` (or YAML) on the command line: a string parsed into the dict."""
-        if isinstance(values, dict) and isinstance(values.get("search_space"), str):
-            import yaml
-
-            try:
-                parsed = yaml.safe_load(values["search_space"])
-            except yaml.YAMLError as exc:
-                raise ValueError(f"search_space is not JSON or YAML: {exc}") from None
-            values = {**values, "search_space": parsed or {}}
+        values = mapping_from_text(values, "search_space")
         space = values.get("search_space") if isinstance(values, dict) else None
         if isinstance(space, dict):  # YAML 1.1 reads 1e-5 (no dot) as a string: numbers are numbers here
             values = {**values, "search_space": {k: [_number(v) for v in vs] if isinstance(vs, list) else vs
