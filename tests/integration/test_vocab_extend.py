@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForMaskedLM, AutoTokenizer
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
 
 from lmtailor.errors import EmptyInputError
 from lmtailor.vocab import ExtendConfig, run_extend
 from lmtailor.vocab.mlm import mlm_loss
+
+from .conftest import SMALL, _save
 
 
 @pytest.fixture
@@ -95,3 +98,25 @@ def test_a_term_in_two_glossaries_is_added_once(tiny_roberta, glossary, tmp_path
     assert report["outputs_unchanged_on_term_free_text"] is None  # no term-free text: nothing was checked
     new_tok = AutoTokenizer.from_pretrained(str(tmp_path / "ext"))
     assert new_tok.tokenize("new clause") == ["new clause"]
+
+
+def test_a_han_term_is_not_averaged_with_the_bare_word_start_piece(tmp_path):
+    """SentencePiece starts a text with a bare "▁" ("▁ 心 肌 梗 死"); mid-text the term is "心 肌 梗 死", so its new
+    row is the mean of those four pieces, not of five."""
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", "\u2581", "心", "肌", "梗", "死", "患", "者"]
+    tok = Tokenizer(models.Unigram([(p, -1.0 if i > 4 else 0.0) for i, p in enumerate(pieces)], unk_id=3))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=len(pieces), max_position_embeddings=64, **SMALL))
+    src = _save(tok, model, tmp_path / "sp", bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+                mask_token="<mask>")  # fmt: skip
+    assert AutoTokenizer.from_pretrained(str(src)).tokenize("心肌梗死") == ["\u2581", "心", "肌", "梗", "死"]
+    terms = tmp_path / "t.txt"
+    terms.write_text("心肌梗死\n", encoding="utf-8")
+    run_extend(ExtendConfig.build(model=str(src), terms=[terms], out_dir=tmp_path / "ext", show_progress=False))
+    new_tok = AutoTokenizer.from_pretrained(str(tmp_path / "ext"))
+    new = AutoModelForMaskedLM.from_pretrained(str(tmp_path / "ext"))
+    row = new_tok.convert_tokens_to_ids("心肌梗死")
+    emb = new.get_input_embeddings().weight
+    assert torch.allclose(emb[row], emb[[6, 7, 8, 9]].mean(0))  # 心 肌 梗 死, without "▁" (5)
+    assert "心肌梗死" in new_tok.tokenize("患者心肌梗死")

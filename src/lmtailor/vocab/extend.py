@@ -28,6 +28,7 @@ from lmtailor.vocab.model_edit import extra_files, load_model
 from lmtailor.vocab.verify import heldout_texts
 
 log = logging.getLogger(__name__)
+_WORD_START = "\u2581"  # SentencePiece's word-boundary mark, as a piece of its own
 
 
 @torch.no_grad()
@@ -115,13 +116,16 @@ def _plan(tok, terms: list[str]) -> tuple[list[tuple[str, list[int]]], dict[str,
     """(term, old piece ids) for every term that is not one token yet; counts of terms skipped and why."""
     vocab = tok.get_vocab()
     unk = tok.unk_token_id
+    # SentencePiece tokenizers start a text with a bare word-boundary piece ("▁ 心 肌 梗 死"): it belongs to the
+    # text's start, not to the term, which mid-text is "心 肌 梗 死"; averaging it in pulls every Han term towards it
+    bare = vocab.get(_WORD_START)
     plan, skipped = [], {"already_one_token": 0, "no_known_pieces": 0}
     for term in terms:
         ids = tok(term, add_special_tokens=False).input_ids
         if len(ids) == 1 or term in vocab:
             skipped["already_one_token"] += 1
             continue
-        known = [i for i in ids if i != unk]
+        known = [i for i in ids if i not in (unk, bare)] or [i for i in ids if i != unk]
         if not known:
             skipped["no_known_pieces"] += 1
             log.warning("term %r has no known pieces (all [UNK]); not added", term)
