@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM
 
 from lmtailor.errors import EmptyInputError
@@ -100,23 +100,43 @@ def test_a_term_in_two_glossaries_is_added_once(tiny_roberta, glossary, tmp_path
     assert new_tok.tokenize("new clause") == ["new clause"]
 
 
-def test_a_han_term_is_not_averaged_with_the_bare_word_start_piece(tmp_path):
-    """SentencePiece starts a text with a bare "▁" ("▁ 心 肌 梗 死"); mid-text the term is "心 肌 梗 死", so its new
-    row is the mean of those four pieces, not of five."""
-    pieces = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", "\u2581", "心", "肌", "梗", "死", "患", "者"]
-    tok = Tokenizer(models.Unigram([(p, -1.0 if i > 4 else 0.0) for i, p in enumerate(pieces)], unk_id=3))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+@pytest.fixture
+def tiny_sentencepiece(tmp_path: Path) -> Path:
+    """A Unigram tokenizer in the form transformers 5 gives XLM-R (multilingual-e5): split on whitespace, then "▁"
+    before every piece."""
+    tok = Tokenizer(models.Unigram([(p, -1.0 if i > 4 else 0.0) for i, p in enumerate(PIECES)], unk_id=3))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace()])
+    tok.decoder = decoders.Metaspace()
     torch.manual_seed(0)
-    model = BertForMaskedLM(BertConfig(vocab_size=len(pieces), max_position_embeddings=64, **SMALL))
-    src = _save(tok, model, tmp_path / "sp", bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-                mask_token="<mask>")  # fmt: skip
-    assert AutoTokenizer.from_pretrained(str(src)).tokenize("心肌梗死") == ["\u2581", "心", "肌", "梗", "死"]
-    terms = tmp_path / "t.txt"
+    model = BertForMaskedLM(BertConfig(vocab_size=len(PIECES), max_position_embeddings=64, **SMALL))
+    return _save(tok, model, tmp_path / "sp", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                 pad_token="<pad>", mask_token="<mask>")  # fmt: skip
+
+
+PIECES = ["<s>", "<pad>", "</s>", "<unk>", "<mask>", "\u2581", "心", "肌", "梗", "死", "患", "者", "后", "a", "b", "."]
+
+
+def test_a_han_term_is_not_averaged_with_the_bare_word_start_piece(tiny_sentencepiece, tmp_path):
+    """SentencePiece starts a text with a bare "▁" ("▁ 心 肌 梗 死"); mid-text the term is "心 肌 梗 死", so its new
+    row is the mean of those four pieces, not of five. And the text after an added term goes on without a new "▁"
+    (it used to get one: `心肌梗死 ▁ 后`), while text without a term is tokenized exactly as before."""
+    old_tok = AutoTokenizer.from_pretrained(str(tiny_sentencepiece))
+    assert old_tok.tokenize("心肌梗死") == ["\u2581", "心", "肌", "梗", "死"]
+    terms, held = tmp_path / "t.txt", tmp_path / "held.txt"
     terms.write_text("心肌梗死\n", encoding="utf-8")
-    run_extend(ExtendConfig.build(model=str(src), terms=[terms], out_dir=tmp_path / "ext", show_progress=False))
+    held.write_text("患者 后\n\n a  b.\n", encoding="utf-8")
+    cfg = ExtendConfig.build(model=str(tiny_sentencepiece), terms=[terms], verify_inputs=[held],
+                             out_dir=tmp_path / "ext", show_progress=False)  # fmt: skip
+    report = json.loads((run_extend(cfg) / "extend_report.json").read_text())
+    assert report["word_start_after_terms"] == "removed" and report["outputs_unchanged_on_term_free_text"]
     new_tok = AutoTokenizer.from_pretrained(str(tmp_path / "ext"))
     new = AutoModelForMaskedLM.from_pretrained(str(tmp_path / "ext"))
     row = new_tok.convert_tokens_to_ids("心肌梗死")
     emb = new.get_input_embeddings().weight
     assert torch.allclose(emb[row], emb[[6, 7, 8, 9]].mean(0))  # 心 肌 梗 死, without "▁" (5)
-    assert "心肌梗死" in new_tok.tokenize("患者心肌梗死")
+    assert new_tok.tokenize("患者心肌梗死后") == ["\u2581", "患", "者", "心肌梗死", "后"]
+    assert new_tok.tokenize("心肌梗死 后") == ["心肌梗死", "\u2581", "后"]  # a real space stays a word start
+    ids = new_tok("患者心肌梗死后", add_special_tokens=False).input_ids
+    assert new_tok.decode(ids) == "患者心肌梗死后"  # no space where none was
+    for text in ["患者 后", " a  b. ", "a\t\nb", "后后  a", ""]:  # no term: the same pieces as before
+        assert new_tok(text).input_ids == old_tok(text).input_ids, text

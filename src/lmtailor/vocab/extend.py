@@ -9,14 +9,15 @@ are untouched, so text without the new terms gives bitwise the same hidden state
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from itertools import islice
 from pathlib import Path
 
 import torch
-from tokenizers import AddedToken
-from transformers import AutoTokenizer, PreTrainedModel
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 
 from lmtailor.errors import EmptyInputError, InputFormatError, InputNotFoundError
 from lmtailor.models.folder import check_model_folder
@@ -29,6 +30,7 @@ from lmtailor.vocab.verify import heldout_texts
 
 log = logging.getLogger(__name__)
 _WORD_START = "\u2581"  # SentencePiece's word-boundary mark, as a piece of its own
+GENERIC_TOKENIZER = "PreTrainedTokenizerFast"  # loads tokenizer.json as written, in transformers 4 and 5
 
 
 @torch.no_grad()
@@ -52,6 +54,31 @@ def _added_token(term: str) -> AddedToken:
     # BERT's normaliser spaces Han characters apart, so a Han term is matched on the raw text.
     han = bool(HAN_RE.search(term))
     return AddedToken(term, single_word=not han, normalized=not han, special=False)
+
+
+def _no_word_start_after_terms(tok) -> tuple[PreTrainedTokenizerFast, bool]:
+    """A SentencePiece tokenizer as transformers 5 builds it (split on whitespace, then prepend "▁" to every piece)
+    also starts the text after each added token as a new word: 急性心肌梗死后 → `急性心肌梗死 ▁ 后`, one stray piece per
+    term that Chinese text never has mid-sentence, and a space where it decodes. This rebuilds it to prepend "▁" at
+    the text's start only, with whitespace runs collapsed to one space (which becomes "▁") and trailing whitespace
+    dropped, which is the same tokenization of any text without an added token (the hidden-state check below says
+    so on held-out text). Returns the tokenizer to save and whether it was rebuilt; other tokenizers are returned as
+    they are."""
+    state = json.loads(tok.backend_tokenizer.to_str())
+    pre = state.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else []
+    if not (len(steps) == 2 and steps[0].get("type") == "WhitespaceSplit" and steps[1].get("type") == "Metaspace"
+            and steps[1].get("prepend_scheme") == "always" and steps[1].get("split", True)):  # fmt: skip
+        return tok, False
+    mark = steps[1].get("replacement", _WORD_START)
+    backend = Tokenizer.from_str(tok.backend_tokenizer.to_str())
+    collapse = [normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip(left=False, right=True)]
+    backend.normalizer = normalizers.Sequence([backend.normalizer, *collapse] if backend.normalizer else collapse)
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement=mark, prepend_scheme="first", split=True)
+    backend.decoder = decoders.Metaspace(replacement=mark, prepend_scheme="first", split=True)
+    rebuilt = PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=tok.model_max_length,
+                                      **tok.special_tokens_map)  # fmt: skip
+    return rebuilt, True
 
 
 def run_extend(config: ExtendConfig) -> Path:
@@ -82,6 +109,9 @@ def run_extend(config: ExtendConfig) -> Path:
     before = _hidden(model, tok, texts)
     first_new = len(tok)
     tok.add_tokens([_added_token(t) for t, _ in plan])
+    tok, restarted = _no_word_start_after_terms(tok)
+    if restarted:
+        model.config.tokenizer_class = GENERIC_TOKENIZER
     model.resize_token_embeddings(len(tok), mean_resizing=False)
     # each term's own new id: the tokenizer may add fewer tokens than asked (two spellings of one added token)
     rows = {tok.convert_tokens_to_ids(t): ids for t, ids in plan}
@@ -94,6 +124,11 @@ def run_extend(config: ExtendConfig) -> Path:
         out.add_input("model", src)
         model.save_pretrained(str(out.dir))
         tok.save_pretrained(str(out.dir))
+        if restarted:  # the generic class loads tokenizer.json as written (a model class rebuilds its own)
+            settings = out.dir / "tokenizer_config.json"
+            data = json.loads(settings.read_text(encoding="utf-8"))
+            settings.write_text(json.dumps({**data, "tokenizer_class": GENERIC_TOKENIZER}, indent=2) + "\n",
+                                encoding="utf-8")  # fmt: skip
         for extra in extra_files(src):
             (shutil.copytree if extra.is_dir() else shutil.copy2)(extra, out.dir / extra.name)
         report = {
@@ -105,6 +140,7 @@ def run_extend(config: ExtendConfig) -> Path:
             "vocab_after": len(tok),
             "verify_texts": len(texts),
             "outputs_unchanged_on_term_free_text": unchanged,
+            "word_start_after_terms": "removed" if restarted else "unchanged",
             "pieces": {t: tok.convert_ids_to_tokens(ids) for t, ids in islice(plan, 50)},
         }
         write_json(out.dir / "extend_report.json", report)
