@@ -18,8 +18,8 @@ from lmtailor.outputs import MANIFEST, read_manifest
 
 log = logging.getLogger(__name__)
 
-MODEL_STAGES = ("pretrain", "finetune", "distill", "vocab-trim", "vocab-extend", "vocab-transfer", "prune",
-                "sparsify", "export", "quantize", "update")  # fmt: skip
+MODEL_STAGES = ("model-import", "pretrain", "finetune", "distill", "vocab-trim", "vocab-extend", "vocab-transfer",
+                "prune", "sparsify", "export", "quantize", "update")  # fmt: skip
 
 
 @dataclass

@@ -65,6 +65,26 @@ def key_metrics(config: ReportConfig, evals, teacher, student) -> list[dict]:
     return out
 
 
+def trim_rows(folders: list[collect.Folder]) -> list[dict]:
+    """One key-metrics row per `vocab trim` among the inputs: the parameter cut it made, and its embedding table's
+    against the product plan's "about 90% of the embedding parameters" (a claim it makes, shown, not a bar)."""
+    rows = []
+    for f in folders:
+        m = f.manifest.get("metrics", {})
+        if not f.stage.startswith("vocab-trim") or not m.get("parameters_before") or not m.get("parameters_after"):
+            continue
+        before, after = m["parameters_before"], m["parameters_after"]
+        emb_before = before * m.get("embedding_share_before", 0)
+        emb_after = after * m.get("embedding_share_after", 0)
+        emb_cut = f"; embedding table {emb_after / emb_before - 1:+.1%}" if emb_before else ""
+        rows.append({"metric": f"vocabulary trim ({f.name}): parameters kept", "value": round(after / before, 4),
+                     "threshold": "plan: embedding ≈ −90%", "status": "n/a",
+                     "detail": f"{before / 1e6:.2f} M → {after / 1e6:.2f} M ({after / before - 1:+.1%}){emb_cut}; "
+                               f"{m.get('vocab_before', 0):,} → {m.get('vocab_after', 0):,} tokens; held-out "
+                               f"<unk> {m.get('heldout_unk_original')} → {m.get('heldout_unk_trimmed')}"})  # fmt: skip
+    return rows
+
+
 def baseline_checks(config: ReportConfig, baseline, teacher, student) -> tuple[list[dict], list[str]]:
     """Key metrics "teacher/final model beats the baseline by ≥ N points" and, for each that fails or cannot be
     judged, a sentence in plain words for the report's head and the build's summary."""
@@ -406,7 +426,7 @@ def run_report(config: ReportConfig) -> Path:
             "teacher": str(teacher.path) if teacher else None,
             "student": str(student.path) if student else None,
             "folders": [{"name": f.name, "stage": f.stage, "path": str(f.path)} for f in folders],
-            "key_metrics": key_metrics(config, evals, teacher, student) + checks,
+            "key_metrics": key_metrics(config, evals, teacher, student) + trim_rows(folders) + checks,
             "verdicts": verdicts,
             "ledger": _ledger(rows, teacher),
             "terms": _term_table(evals),

@@ -299,3 +299,24 @@ def test_a_serve_folder_under_a_relative_work_folder_is_linked(folders: list[Pat
     assert data["serving"][0]["models"] == {"clauses": "cls"}
     assert (tmp_path / "work" / "serve" / "serve.sh").as_uri() in (out / "report.html").read_text()
     assert "## Serving" in (out / "report.md").read_text()
+
+
+def test_an_imported_model_and_its_trim_show_the_parameter_cut(folders: list[Path], tmp_path: Path) -> None:
+    """The plan's headline technique gets its own rows: the imported model in the ledger, and the trim's cut in the
+    key metrics (issue 22: "the report shows the trim's parameter cut as its own row")."""
+    imported = _manifest(tmp_path / "e5", "model-import", parameters=1_000_000)
+    save_file({"w": torch.zeros(1000, 1000)}, str(imported / "model.safetensors"))  # 1,000,000 parameters
+    trimmed = _manifest(tmp_path / "trimmed", "vocab-trim", parameters_before=1_000_000, parameters_after=250_000,
+                        embedding_share_before=0.8, embedding_share_after=0.2, vocab_before=25_000,
+                        vocab_after=1_250, heldout_unk_original=0, heldout_unk_trimmed=0)  # fmt: skip
+    save_file({"w": torch.zeros(250, 1000)}, str(trimmed / "model.safetensors"))
+    out = run_report(ReportConfig(inputs=[imported, trimmed, *folders], out_dir=tmp_path / "report",
+                                  show_progress=False))  # fmt: skip
+    data = json.loads((out / "report.json").read_text())
+    ledger = {r["model"]: r for r in data["ledger"]}
+    assert ledger["e5"]["params"] == 1_000_000 and ledger["trimmed"]["params"] == 250_000
+    row = next(m for m in data["key_metrics"] if m["metric"] == "vocabulary trim (trimmed): parameters kept")
+    assert row["value"] == 0.25  # embedding 800,000 → 50,000: −93.8%
+    assert row["detail"] == ("1.00 M → 0.25 M (-75.0%); embedding table -93.8%; 25,000 → 1,250 tokens; "
+                             "held-out <unk> 0 → 0")  # fmt: skip
+    assert "vocabulary trim (trimmed): parameters kept" in (out / "report.md").read_text()
