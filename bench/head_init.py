@@ -21,28 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pooling_probe import embed  # bench/ is on the path when this script runs
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from lmtailor.baseline.config import BaselineConfig
 from lmtailor.baseline.stage import read_splits
 from lmtailor.tasks.align import encode_cls
-
-
-@torch.no_grad()
-def first_token_states(model, features: list[dict], batch_size: int = 32) -> torch.Tensor:
-    encoder = model.base_model
-    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-    out = torch.zeros(len(features), model.config.hidden_size)
-    for b in range(0, len(order), batch_size):
-        idx = order[b : b + batch_size]
-        width = max(len(features[i]["input_ids"]) for i in idx)
-        ids = torch.zeros(len(idx), width, dtype=torch.long)
-        mask = torch.zeros(len(idx), width, dtype=torch.long)
-        for r, i in enumerate(idx):
-            n = len(features[i]["input_ids"])
-            ids[r, :n], mask[r, :n] = torch.tensor(features[i]["input_ids"]), 1
-        out[idx] = encoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0].float()
-    return out
 
 
 def head_logits(model, states: torch.Tensor) -> torch.Tensor:
@@ -75,7 +59,7 @@ def main() -> None:
     t0, states, gold = time.perf_counter(), {}, {}
     for split, data in (("train", train.examples), ("dev", dev.examples)):
         enc = encode_cls(tok, [ex.text for ex in data], None, args.max_length, "head_tail", 0)
-        states[split] = first_token_states(model, enc.features)
+        states[split] = torch.from_numpy(embed(model.base_model, enc.features)[0])  # first-token states
         gold[split] = torch.tensor([labels.index(ex.label) for ex in data])
     embed_seconds = time.perf_counter() - t0
     head = [*model.base_model.pooler.parameters(), *model.classifier.parameters()]
