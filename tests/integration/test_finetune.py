@@ -5,13 +5,25 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
-from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+)
 
 from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError, OutputExistsError
 from lmtailor.tasks.evaluate import EvaluateConfig, predict, read_inputs, run_evaluate
-from lmtailor.train.finetune import FinetuneConfig, checkpoint_dir, run_finetune
+from lmtailor.train.config import DistillConfig
+from lmtailor.train.finetune import FinetuneConfig, _label_names, checkpoint_dir, run_finetune
+from lmtailor.train.head_first import fit_head, head_of
+from lmtailor.train.task_training import encode_split, metric_fn, read_splits
 
 CLAUSES = {
     "indemnity": "The licensee shall indemnify the licensor against all claims.",
@@ -302,3 +314,90 @@ def test_a_search_checks_its_inputs_once_before_any_trial(tmp_path):
     with pytest.raises(InputNotFoundError, match="nowhere"):
         run_finetune(cfg)
     assert not (tmp_path / ".o.search").exists()  # refused before a trial folder was made
+
+
+# `finetune --head-epochs`: the head fitted alone on the frozen encoder's cached states (LP-FT), then fine-tuned.
+
+
+def _setup(model_dir, tmp_path, task: str, auto):
+    """An encoder that knows the task (fine-tuned here: a random tiny encoder's states hardly differ) under a new
+    random head, and the task's encoded splits and dev metric."""
+    if task == "cls":
+        train, dev = _cls_file(tmp_path / "train.jsonl", 60, 0), _cls_file(tmp_path / "dev.jsonl", 30, 1)
+        tuned = run_finetune(
+            _cfg(tmp_path, model_dir, task, train, dev, lr=3e-3, epochs=20, patience=0, class_weights=True)
+        )
+    else:
+        train, dev = _ner_file(tmp_path / "train.tsv", 30, 0), _ner_file(tmp_path / "dev.tsv", 10, 1)
+        tuned = run_finetune(_cfg(tmp_path, model_dir, task, train, dev))
+    config = _cfg(tmp_path, tuned, task, train, dev, head_epochs=30, head_lr=1e-2, precision="fp32")
+    tr, dv, _ = read_splits(config)
+    names = _label_names(config, tr)
+    label2id, id2label = {n: i for i, n in enumerate(names)}, dict(enumerate(names))
+    torch.manual_seed(0)
+    model = auto.from_pretrained(str(tuned), num_labels=len(names), id2label=id2label, label2id=label2id)
+    for module in head_of(model, task)[0]:
+        for part in module.modules():
+            if hasattr(part, "reset_parameters"):
+                part.reset_parameters()
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    dev_enc = encode_split(config, tok, dv, label2id).sorted_by_length()
+    return config, model, encode_split(config, tok, tr, label2id), dev_enc, metric_fn(config, dv, dev_enc, id2label)
+
+
+def _full_model_score(model, dev_enc, metric, task: str) -> dict:
+    """The dev metric of the whole model run normally (eval mode, every feature through encoder and head)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for f in dev_enc.features:
+            logits = model(**{k: torch.tensor([v]) for k, v in f.items() if k != "labels"}).logits[0]
+            out.append(logits.numpy() if task == "cls" else logits.argmax(-1).numpy())
+    if task == "ner":
+        width = max(len(o) for o in out)
+        out = [np.pad(o, (0, width - len(o))) for o in out]
+    return metric(SimpleNamespace(predictions=np.stack(out)))
+
+
+@pytest.mark.parametrize(("fixture", "task"), [("tiny_bert", "cls"), ("tiny_roberta", "cls"), ("tiny_bert", "ner")])
+def test_only_the_head_learns_and_its_dev_score_is_the_whole_models(fixture, task, tmp_path, request):
+    auto = AutoModelForSequenceClassification if task == "cls" else AutoModelForTokenClassification
+    config, model, train_enc, dev_enc, metric = _setup(request.getfixturevalue(fixture), tmp_path, task, auto)
+    key = "accuracy" if task == "cls" else "f1"
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    start = _full_model_score(model, dev_enc, metric, task)[key]
+    report = fit_head(model, config, train_enc, dev_enc, metric, "fp32")
+    head_names = {n for m in head_of(model, task)[0] for n, _ in m.named_parameters()}
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    encoder = {k for k in changed if k.startswith(model.base_model_prefix) and ".pooler." not in k}
+    assert changed and not encoder, encoder  # the encoder is bitwise untouched
+    assert len(changed) == len(head_names)
+    # The score chosen on the cached states is the score of the whole model with that head, run normally.
+    assert report[f"dev_{key}"] == pytest.approx(_full_model_score(model, dev_enc, metric, task)[key], abs=1e-4)
+    assert report[f"dev_{key}"] == max(report["dev_curve"]) and len(report["dev_curve"]) == 30
+    # The head alone learns what the encoder knows.
+    assert start < 0.7 and report[f"dev_{key}"] >= 0.9, report["dev_curve"]
+    assert report["states"] == (len(train_enc.features) if task == "cls" else 30 * 7)
+
+
+def test_finetune_records_the_head_fit_and_writes_an_ordinary_folder(tiny_bert, tmp_path):
+    train, dev = _cls_file(tmp_path / "train.jsonl", 60, 0), _cls_file(tmp_path / "dev.jsonl", 30, 1)
+    config = _cfg(tmp_path, tiny_bert, "cls", train, dev, epochs=1, lr=1e-4, head_epochs=20, head_lr=1e-2,
+                  patience=0)  # fmt: skip
+    out = run_finetune(config)
+    report = json.loads((out / "finetune_report.json").read_text())
+    head = report["head_first"]
+    assert head["epochs"] == 20 and 1 <= head["best_epoch"] <= 20 and len(head["dev_curve"]) == 20
+    # One epoch at a low rate barely moves the fitted head: the final dev score starts from the head's.
+    assert report["dev"]["accuracy"] >= head["dev_accuracy"] - 0.1
+    model = AutoModelForSequenceClassification.from_pretrained(str(out))
+    assert type(model).__name__ == "BertForSequenceClassification"
+
+
+def test_a_head_it_does_not_know_and_distillation_are_refused(tmp_path):
+    config = DistilBertConfig(vocab_size=50, dim=32, n_layers=1, n_heads=2, hidden_dim=64, num_labels=3)
+    with pytest.raises(ConfigError, match=r"DistilBertForSequenceClassification.*--head-epochs at 0"):
+        head_of(DistilBertForSequenceClassification(config), "cls")
+    with pytest.raises(ConfigError, match="lmtailor finetune --head-epochs"):
+        DistillConfig.build(task="cls", model="s", teacher=tmp_path, train=tmp_path / "t.jsonl",
+                            out_dir=tmp_path / "o", head_epochs=5)  # fmt: skip

@@ -29,6 +29,7 @@ from lmtailor.models.dropout import set_dropout
 from lmtailor.models.loading import load_pretrained
 from lmtailor.tasks.align import IGNORE
 from lmtailor.train.config import FinetuneConfig
+from lmtailor.train.head_first import fit_head
 from lmtailor.train.progress import quiet_trainer
 from lmtailor.train.task_training import (
     TaskTrainer,
@@ -86,9 +87,8 @@ def run_finetune(config: FinetuneConfig, callbacks: Sequence = ()) -> Path:
     dev_enc = encode_split(config, tokenizer, dev, label2id).sorted_by_length() if dev else None
     ckpt, args, own_callbacks = trainer_setup(config, precision, dev is not None)
     callbacks = [*own_callbacks, *callbacks]
-    loss_fn = None
-    if config.class_weights:
-        weights = _class_weights(train_enc, len(names))
+    loss_fn, weights = None, _class_weights(train_enc, len(names)) if config.class_weights else None
+    if weights is not None:
 
         def loss_fn(outputs, labels, num_items_in_batch=None):
             logits = outputs.logits
@@ -97,20 +97,25 @@ def run_finetune(config: FinetuneConfig, callbacks: Sequence = ()) -> Path:
                 weight=weights.to(logits.device), ignore_index=IGNORE, label_smoothing=config.label_smoothing,
             )  # fmt: skip
 
+    compute_metrics = metric_fn(config, dev, dev_enc, id2label) if dev else None
+    resume = config.resume and any(ckpt.glob("checkpoint-*"))
+    head = None
+    if config.head_epochs and not resume:  # a resumed run's checkpoint holds the fitted head already
+        head = fit_head(model, config, train_enc, dev_enc, compute_metrics, precision, weights)
     collator = (DataCollatorForTokenClassification if config.task == "ner" else DataCollatorWithPadding)(tokenizer)
     trainer = TaskTrainer(
         model=model, args=args, data_collator=collator, train_dataset=train_enc.features,
         eval_dataset=dev_enc.features if dev_enc else None, processing_class=tokenizer,
-        compute_metrics=metric_fn(config, dev, dev_enc, id2label) if dev else None,
+        compute_metrics=compute_metrics,
         preprocess_logits_for_metrics=argmax_ids if config.task == "ner" else None,
         compute_loss_func=loss_fn, callbacks=callbacks,
     )  # fmt: skip
     quiet_trainer(trainer, "fine-tuning")
-    resume = config.resume and any(ckpt.glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     train_seconds = time.perf_counter() - t0
     # Every process has loaded the best checkpoint before the main one writes the output and removes checkpoints.
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return Path(config.out_dir)
-    return write_task_output(config, trainer, tokenizer, (train, dev, test), result, train_seconds, ckpt, precision)
+    return write_task_output(config, trainer, tokenizer, (train, dev, test), result, train_seconds, ckpt, precision,
+                             extra={"head_first": head} if head else None)  # fmt: skip

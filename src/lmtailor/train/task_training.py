@@ -183,7 +183,7 @@ def trainer_setup(config: FinetuneConfig, precision: str, has_dev: bool) -> tupl
 
 def write_task_output(
     config, trainer, tokenizer, splits, result, train_seconds, ckpt, precision, stage: str = "finetune",
-    inputs: tuple = (),
+    inputs: tuple = (), extra: dict | None = None,
 ) -> Path:  # fmt: skip
     train, dev, test = splits
     model = trainer.model.eval()
@@ -215,6 +215,7 @@ def write_task_output(
             else None,
             "precision": precision,
             "train_loss": round(result.training_loss, 4),
+            **(extra or {}),
         }
         for name, data in (("dev", dev), ("test", test)):
             if data is not None:
