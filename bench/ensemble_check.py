@@ -21,25 +21,13 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-import joblib
 import numpy as np
 
 from lmtailor.baseline.config import BaselineConfig
+from lmtailor.baseline.fusion import baseline_margins, choose_fusion, fuse, load_baseline
 from lmtailor.baseline.stage import read_splits
 from lmtailor.models.task_folder import load_task_model
 from lmtailor.tasks.inference import predict_cls
-
-WEIGHTS = [round(0.05 * i, 2) for i in range(21)]
-TEMPERATURES = [1.0, 2.0, 4.0, 8.0, 16.0]
-
-
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(1, keepdims=True)
-    return x - np.log(np.exp(x).sum(1, keepdims=True))
-
-
-def fuse(model_lp: np.ndarray, margins: np.ndarray, w: float, t: float) -> np.ndarray:
-    return (w * model_lp + (1 - w) * log_softmax(t * margins)).argmax(1)
 
 
 def main() -> None:
@@ -53,12 +41,9 @@ def main() -> None:
     config = BaselineConfig.build(task="cls", train=args.dev, dev=args.dev, test=args.test,
                                   out_dir=args.out.parent / "unused")  # fmt: skip
     _, dev, test = read_splits(config)
-    svm = joblib.load(args.baseline / "model.joblib")
+    svm = load_baseline(args.baseline)
     model, tok, spec = load_task_model(args.model)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if sorted(names) != sorted(str(c) for c in svm.classes_):
-        raise SystemExit(f"{args.model} and {args.baseline} have different label sets")
-    order = [list(map(str, svm.classes_)).index(n) for n in names]  # SVM columns in the model's label order
     result: dict = {"model": str(args.model), "baseline": str(args.baseline)}
     scored = {}
     for split, data in (("dev", dev.examples), ("test", test.examples)):
@@ -66,7 +51,7 @@ def main() -> None:
         gold = np.array([names.index(ex.label) for ex in data])
         probs, _ = predict_cls(model, tok, spec, texts)
         lp = np.log(np.clip(np.asarray(probs), 1e-12, None))
-        margins = svm.decision_function(texts)[:, order]
+        margins = baseline_margins(svm, texts, names, str(args.baseline))  # in the model's label order
         scored[split] = (lp, margins, gold)
         model_right, base_right = lp.argmax(1) == gold, margins.argmax(1) == gold
         result[split] = {"examples": len(gold), "model": float(model_right.mean()),
@@ -75,11 +60,11 @@ def main() -> None:
                          "model_only": int((model_right & ~base_right).sum()),
                          "baseline_only": int((~model_right & base_right).sum())}  # fmt: skip
     lp, margins, gold = scored["dev"]
-    grid = [(float((fuse(lp, margins, w, t) == gold).mean()), w, t) for t in TEMPERATURES for w in WEIGHTS]
-    best_acc, w, t = max(grid, key=lambda g: (g[0], g[1], -g[2]))
-    result["chosen_on_dev"] = {"weight": w, "temperature": t, "dev": best_acc}
+    chosen = choose_fusion(lp, margins, [names[i] for i in gold], names)
+    w, t = chosen["weight"], chosen["temperature"]
+    result["chosen_on_dev"] = {"weight": w, "temperature": t, "dev": chosen["dev_fused"]}
     lp, margins, gold = scored["test"]
-    result["test"]["ensemble"] = float((fuse(lp, margins, w, t) == gold).mean())
+    result["test"]["ensemble"] = float((fuse(lp, margins, w, t).argmax(1) == gold).mean())
     result["environment"] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.machine(),
                              "processor": platform.processor(), "python": platform.python_version()}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -363,3 +363,33 @@ def test_teacher_of_another_task(tmp_path, teacher, tiny_roberta):
     teacher_dir, _ = teacher
     with pytest.raises(ConfigError, match="cls model"):
         _distill(tmp_path, teacher_dir, tiny_roberta, _ner_file(tmp_path / "x.tsv", 3), task="ner")
+
+
+def test_a_student_of_the_teacher_fused_with_the_baseline(tmp_path, teacher):
+    from lmtailor.baseline.config import BaselineConfig
+    from lmtailor.baseline.stage import run_baseline
+
+    teacher_dir, train = teacher
+    dev = _cls_file(tmp_path / "dev.jsonl", 30, 1)
+    baseline = run_baseline(BaselineConfig.build(task="cls", train=train, dev=dev, out_dir=tmp_path / "bl",
+                                                 c_grid=[1.0], show_progress=False))  # fmt: skip
+    student = run_prune(PruneConfig.build(model=teacher_dir, out_dir=tmp_path / "pruned", keep_layers=[0],
+                                          show_progress=False))  # fmt: skip
+    out = _distill(tmp_path, teacher_dir, student, train, dev=dev, baseline=baseline, epochs=2)
+    fusion = json.loads((out / "finetune_report.json").read_text())["teacher_fusion"]
+    # The grid holds weight 1 (the teacher alone) and 0 (the baseline alone): the choice is at least as good as both.
+    assert fusion["dev_fused"] >= max(fusion["dev_model"], fusion["dev_baseline"])
+    assert 0 <= fusion["weight"] <= 1 and fusion["temperature"] in (1.0, 2.0, 4.0, 8.0, 16.0)
+    assert json.loads((out / "lmtailor.json").read_text())["inputs"]["baseline"]["path"] == str(baseline.resolve())
+    # A baseline fitted on other labels is refused before the teacher's pass; NER and a missing dev split too.
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(json.dumps({"text": f"text {i}", "label": f"x{i % 2}"}) + "\n" for i in range(8)))
+    wrong = run_baseline(BaselineConfig.build(task="cls", train=other, dev=other, out_dir=tmp_path / "bl2",
+                                              c_grid=[1.0], show_progress=False))  # fmt: skip
+    with pytest.raises(InputFormatError, match=r"bl2: its labels differ"):
+        _distill(tmp_path, teacher_dir, student, train, name="s2", dev=dev, baseline=wrong)
+    assert not (tmp_path / "s2").exists()
+    with pytest.raises(ConfigError, match="chosen on dev"):
+        _distill(tmp_path, teacher_dir, student, train, name="s3", baseline=baseline)
+    with pytest.raises(ConfigError, match="only a classification baseline"):
+        _distill(tmp_path, teacher_dir, student, train, name="s4", task="ner", dev=dev, baseline=baseline)

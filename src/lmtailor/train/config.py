@@ -214,9 +214,18 @@ class DistillConfig(FinetuneConfig):
     hidden_weight: float = Field(0.0, ge=0, description="Weight of hidden-state matching (same tokenizer only).")
     attention_weight: float = Field(0.0, ge=0, description="Weight of attention matching (same tokenizer and heads).")
     teacher_batch_size: int = Field(64, ge=1, description="Batch size of the teacher's one pass over the data.")
+    baseline: Path | None = Field(
+        None, description="cls: a `lmtailor baseline` output folder; the student learns the teacher fused with it, "
+        "w · log p(teacher) + (1 − w) · log softmax(t · baseline margins), w and t chosen on dev (a pair that beats "
+        "either alone on CAIL2018, docs/benchmarks.md)."
+    )  # fmt: skip
 
     @model_validator(mode="after")
-    def _no_head_first(self) -> DistillConfig:
+    def _checks(self) -> DistillConfig:
+        if self.baseline is not None and self.task != "cls":
+            raise ValueError("baseline: only a classification baseline can be fused with the teacher (task cls)")
+        if self.baseline is not None and self.dev is None:
+            raise ValueError("baseline: the fusion weight is chosen on dev; give --dev")
         if self.head_epochs:
             raise ValueError(
                 "head_epochs: distillation trains the student on the teacher's outputs from its first step; fit a "

@@ -361,14 +361,31 @@ def _teacher_labels(config: DistillConfig, teacher, task: str, train) -> list[st
     return names
 
 
-def _transfer_set(config: DistillConfig, stok, teacher_parts, train, label2id) -> Encoded:
+def _fused_with_baseline(config: DistillConfig, teacher_parts, texts, logits, dev, names) -> tuple[np.ndarray, dict]:
+    """The teacher's logits on `texts` fused with the baseline's margins (`lmtailor.baseline.fusion`), the weight and
+    temperature chosen on dev; and the record of that choice."""
+    from lmtailor.baseline.fusion import baseline_margins, choose_fusion, fuse, load_baseline
+
+    pipeline = load_baseline(config.baseline)
+    dev_texts = [ex.text for ex in dev.examples]
+    dev_logits = _cls_targets(*teacher_parts, dev_texts, config.teacher_batch_size)
+    dev_margins = baseline_margins(pipeline, dev_texts, names, str(config.baseline))
+    chosen = choose_fusion(dev_logits, dev_margins, [ex.label for ex in dev.examples], names, config.metric)
+    log.info("teacher fused with the baseline %s: %s", config.baseline, chosen)
+    margins = baseline_margins(pipeline, texts, names, str(config.baseline))
+    fused = fuse(logits, margins, chosen["weight"], chosen["temperature"]).astype(np.float32)
+    return fused, chosen
+
+
+def _transfer_set(config: DistillConfig, stok, teacher_parts, splits, label2id) -> tuple[Encoded, dict | None]:
     """Student features of the train split (+ unlabelled text for cls), each with its cached teacher logits (and
-    [CLS] state, for feature_weight)."""
+    [CLS] state, for feature_weight); and, with `baseline`, the record of the teacher's fusion with it."""
     teacher, ttok, tspec = teacher_parts
+    train, dev = splits
     enc = encode_split(config, stok, train, label2id)
     if config.task == "ner":
         attach_targets(enc, "ner", _ner_targets(teacher, ttok, tspec, train.examples, config.teacher_batch_size))
-        return enc
+        return enc, None
     extra = _unlabelled_texts(config)
     if extra:  # unlabelled texts: features without a gold label, examples numbered after the labelled ones
         more = encode_cls(stok, extra, None, config.max_length, config.long_text, config.stride)
@@ -380,9 +397,12 @@ def _transfer_set(config: DistillConfig, stok, teacher_parts, train, label2id) -
         logits, states = _cls_targets(teacher, ttok, tspec, texts, config.teacher_batch_size, with_states=True)
     else:
         logits, states = _cls_targets(teacher, ttok, tspec, texts, config.teacher_batch_size), None
+    fusion = None
+    if config.baseline is not None:
+        logits, fusion = _fused_with_baseline(config, teacher_parts, texts, logits, dev, list(label2id))
     attach_targets(enc, "cls", logits, states)
     log.info("transfer set: %d labelled + %d unlabelled texts", len(train.examples), len(extra))
-    return enc
+    return enc, fusion
 
 
 def _log_projection_spread(extras: torch.nn.ModuleDict, world_size: int) -> None:
@@ -411,6 +431,10 @@ def run_distill(config: DistillConfig, callbacks: Sequence = ()) -> Path:
         teacher.to(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
     names = _teacher_labels(config, teacher, tspec.task, train)
     label2id = {n: i for i, n in enumerate(names)}
+    if config.baseline is not None:  # before the teacher's pass: a baseline of other labels fails now
+        from lmtailor.baseline.fusion import label_order, load_baseline
+
+        label_order(load_baseline(config.baseline), names, str(config.baseline))
     stok = AutoTokenizer.from_pretrained(str(config.model))
     if not stok.is_fast:
         raise InputFormatError(f"{config.model} has no fast tokenizer (tokenizer.json); lmtailor needs offsets.")
@@ -418,7 +442,7 @@ def run_distill(config: DistillConfig, callbacks: Sequence = ()) -> Path:
     student = _student(config, names)
     set_dropout(student, config.dropout, config.attention_dropout)
     feature_projection = _feature_projection(config, teacher, student)
-    train_enc = _transfer_set(config, stok, (teacher, ttok, tspec), train, label2id)
+    train_enc, fusion = _transfer_set(config, stok, (teacher, ttok, tspec), (train, dev), label2id)
     live, projections = _live_teacher(config, teacher, ttok, stok, student)
     dev_enc = encode_split(config, stok, dev, label2id).sorted_by_length() if dev else None
     ckpt, args, own_callbacks = trainer_setup(config, precision, dev is not None)
@@ -450,6 +474,8 @@ def run_distill(config: DistillConfig, callbacks: Sequence = ()) -> Path:
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return Path(config.out_dir)
-    inputs = (("teacher", config.teacher), *((f"unlabelled_{i}", p) for i, p in enumerate(config.unlabelled)))
+    inputs = (("teacher", config.teacher), *((f"unlabelled_{i}", p) for i, p in enumerate(config.unlabelled)),
+              *((("baseline", config.baseline),) if config.baseline else ()))  # fmt: skip
     return write_task_output(config, trainer, stok, (train, dev, test), result, train_seconds, ckpt, precision,
-                         stage="distill", inputs=inputs)  # fmt: skip
+                             stage="distill", inputs=inputs,
+                             extra={"teacher_fusion": fusion} if fusion else None)  # fmt: skip

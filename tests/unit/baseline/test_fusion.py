@@ -1,0 +1,54 @@
+"""The teacher + baseline fusion: known answers for the fused distribution, the choice on dev and the label order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+
+from lmtailor.baseline.fusion import baseline_margins, choose_fusion, fuse, load_baseline, log_softmax
+from lmtailor.errors import InputFormatError, InputNotFoundError
+
+NAMES = ["a", "b"]
+
+
+def test_the_fused_distribution_known_answers():
+    z, m = np.array([[2.0, 0.0, -1.0]]), np.array([[0.5, 1.5, 0.0]])
+    assert np.allclose(fuse(z, m, 1.0, 4.0), log_softmax(z))
+    assert np.allclose(fuse(z, m, 0.0, 2.0), log_softmax(2 * m))
+    mixed = 0.25 * log_softmax(z) + 0.75 * log_softmax(2 * m)
+    assert np.allclose(fuse(z, m, 0.25, 2.0), mixed - np.log(np.exp(mixed).sum()))
+    assert np.exp(fuse(z, m, 0.25, 2.0)).sum() == pytest.approx(1.0)
+
+
+def test_the_choice_on_dev_takes_what_each_side_knows():
+    # The model is sure and right on the first two texts and barely wrong on the others; the baseline the reverse.
+    model = np.array([[5.0, 0.0], [0.0, 5.0], [0.0, 0.1], [0.1, 0.0]])
+    margins = np.array([[-0.1, 0.1], [0.1, -0.1], [3.0, -3.0], [-3.0, 3.0]])
+    gold = ["a", "b", "a", "b"]
+    chosen = choose_fusion(model, margins, gold, NAMES)
+    assert (chosen["dev_model"], chosen["dev_baseline"], chosen["dev_fused"]) == (0.5, 0.5, 1.0)
+    assert 0 < chosen["weight"] < 1 and chosen["metric"] == "accuracy"
+    # Where the model alone is right everywhere, the tie goes to it: weight 1.
+    assert choose_fusion(model[:2], margins[:2], gold[:2], NAMES)["weight"] == 1.0
+
+
+def _pipeline(labels: list[str]) -> Pipeline:
+    texts = ["pay the rent", "rent is due", "terminate now", "notice to terminate", "indemnify all", "claims indemnify"]
+    return Pipeline([("features", TfidfVectorizer()), ("classifier", LinearSVC())]).fit(texts, labels)
+
+
+def test_margins_follow_the_models_label_order_and_other_labels_are_refused(tmp_path):
+    pipe = _pipeline(["rent", "rent", "end", "end", "indemnity", "indemnity"])  # sklearn sorts: end, indemnity, rent
+    margins = baseline_margins(pipe, ["the rent"], ["rent", "end", "indemnity"])
+    assert margins.argmax(1).tolist() == [0]
+    assert np.allclose(margins[0], pipe.decision_function(["the rent"])[0][[2, 0, 1]])
+    with pytest.raises(InputFormatError, match=r"model only: \['law'\].*baseline only: \['rent'\]"):
+        baseline_margins(pipe, ["x"], ["law", "end", "indemnity"], "bl")
+    binary = _pipeline(["rent", "rent", "end", "end", "end", "end"])
+    two = baseline_margins(binary, ["the rent is due"], ["rent", "end"])
+    assert two.shape == (1, 2) and two.argmax(1).tolist() == [0]
+    with pytest.raises(InputNotFoundError, match="lmtailor baseline cls"):
+        load_baseline(tmp_path)
