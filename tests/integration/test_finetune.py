@@ -401,3 +401,23 @@ def test_a_head_it_does_not_know_and_distillation_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="lmtailor finetune --head-epochs"):
         DistillConfig.build(task="cls", model="s", teacher=tmp_path, train=tmp_path / "t.jsonl",
                             out_dir=tmp_path / "o", head_epochs=5)  # fmt: skip
+
+
+def test_the_head_fitted_model_is_kept_when_fine_tuning_never_passes_it(tiny_bert, tmp_path):
+    train, dev = _cls_file(tmp_path / "train.jsonl", 60, 0), _cls_file(tmp_path / "dev.jsonl", 30, 1)
+    tuned = run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, dev, lr=3e-3, epochs=20, patience=0,
+                              class_weights=True, out_dir=tmp_path / "tuned"))  # fmt: skip
+    # A rate that wrecks every weight in one epoch: the head fitted on the tuned encoder stays the best on dev.
+    out = run_finetune(_cfg(tmp_path, tuned, "cls", train, dev, lr=5.0, warmup=0.0, epochs=1, head_epochs=30,
+                            head_lr=1e-2, precision="fp32", out_dir=tmp_path / "kept"))  # fmt: skip
+    report = json.loads((out / "finetune_report.json").read_text())
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    [wrecked] = [r["eval_accuracy"] for r in history if "eval_accuracy" in r]
+    assert report["head_first"]["kept"] is True and wrecked < report["head_first"]["dev_accuracy"]
+    assert report["dev"]["accuracy"] == pytest.approx(report["head_first"]["dev_accuracy"], abs=1e-4)
+    # The usual case: a fine-tune that passes the head fit keeps its own best checkpoint.
+    usual = run_finetune(_cfg(tmp_path, tiny_bert, "cls", train, dev, lr=3e-3, epochs=20, patience=0,
+                              class_weights=True, head_epochs=1, head_lr=1e-5, out_dir=tmp_path / "usual"))  # fmt: skip
+    usual_report = json.loads((usual / "finetune_report.json").read_text())
+    assert usual_report["head_first"]["kept"] is False
+    assert usual_report["dev"]["accuracy"] > usual_report["head_first"]["dev_accuracy"]

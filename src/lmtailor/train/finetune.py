@@ -29,7 +29,7 @@ from lmtailor.models.dropout import set_dropout
 from lmtailor.models.loading import load_pretrained
 from lmtailor.tasks.align import IGNORE
 from lmtailor.train.config import FinetuneConfig
-from lmtailor.train.head_first import fit_head
+from lmtailor.train.head_first import fit_head, keep_head_fit
 from lmtailor.train.progress import quiet_trainer
 from lmtailor.train.task_training import (
     TaskTrainer,
@@ -99,9 +99,11 @@ def run_finetune(config: FinetuneConfig, callbacks: Sequence = ()) -> Path:
 
     compute_metrics = metric_fn(config, dev, dev_enc, id2label) if dev else None
     resume = config.resume and any(ckpt.glob("checkpoint-*"))
-    head = None
+    head, head_state = None, None
     if config.head_epochs and not resume:  # a resumed run's checkpoint holds the fitted head already
         head = fit_head(model, config, train_enc, dev_enc, compute_metrics, precision, weights)
+        if dev_enc is not None:  # a candidate like each checkpoint (see keep_head_fit)
+            head_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     collator = (DataCollatorForTokenClassification if config.task == "ner" else DataCollatorWithPadding)(tokenizer)
     trainer = TaskTrainer(
         model=model, args=args, data_collator=collator, train_dataset=train_enc.features,
@@ -112,6 +114,8 @@ def run_finetune(config: FinetuneConfig, callbacks: Sequence = ()) -> Path:
     )  # fmt: skip
     quiet_trainer(trainer, "fine-tuning")
     result = trainer.train(resume_from_checkpoint=True if resume else None)
+    if head_state is not None:
+        keep_head_fit(trainer, head, head_state)
     train_seconds = time.perf_counter() - t0
     # Every process has loaded the best checkpoint before the main one writes the output and removes checkpoints.
     trainer.accelerator.wait_for_everyone()

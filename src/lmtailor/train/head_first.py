@@ -7,7 +7,8 @@ states reads at once: on CAIL2018 the trimmed multilingual-e5 fine-tuned for 2 C
 regression on its untouched features starts (docs/benchmarks.md, issue 22). Here the encoder runs once, in eval
 mode, over the training (and dev) features; the states the head reads are kept (the first token for
 classification, every labelled token for NER), and only the head's own weights are trained on them, many cheap
-epochs, the one with the best dev metric kept. Fine-tuning then starts from a head that already fits.
+epochs, the one with the best dev metric kept. Fine-tuning then starts from a head that already fits, and the
+head-fitted model stays a candidate: if no fine-tuning evaluation beats its dev score, it is what is saved.
 
 The head is the model's own: BERT's pooler + classifier, RoBERTa's classification head, a token classifier; the
 saved folder is the same `*For{Sequence,Token}Classification` as without this step.
@@ -164,3 +165,16 @@ def fit_head(model, config, train_enc, dev_enc, dev_metric, precision: str, clas
     log.info("head fitted on the frozen encoder in %.0fs: %s", report["seconds"],
              {k: v for k, v in report.items() if k != "dev_curve"})  # fmt: skip
     return report
+
+
+def keep_head_fit(trainer, report: dict, state: dict) -> None:
+    """The head-fitted model (`state`, taken before fine-tuning) is a candidate like each checkpoint: if no
+    fine-tuning evaluation passed its dev score, its weights replace the best checkpoint's, and `report["kept"]`
+    says so. (Medical abstracts with MiniLM: the head alone read 0.669 on dev, the fine-tune at most 0.651.)"""
+    key = next(k for k in report if k.startswith("dev_") and k != "dev_curve")
+    best = trainer.state.best_metric
+    report["kept"] = bool(best is None or report[key] > best)
+    if report["kept"]:
+        trainer.model.load_state_dict(state)
+        log.info("no fine-tuning evaluation passed the head fit's %s %.4f (best %s): the head-fitted model is kept",
+                 key, report[key], "none" if best is None else f"{best:.4f}")  # fmt: skip
