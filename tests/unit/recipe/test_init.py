@@ -94,3 +94,24 @@ def test_command_line_writes_the_recipe_and_says_why(tmp_path: Path):
     assert "metric: f1:law (skewed:" in result.output and f"next: lmtailor build {tmp_path / 'r.yaml'}" in result.output
     again = CliRunner().invoke(app, args)  # the file exists now: one clear line, exit 2
     assert again.exit_code == 2 and "pass --overwrite" in again.output
+
+
+def test_chinese_classification_gets_the_trimmed_e5_with_its_head_fitted_first(tmp_path: Path):
+    charges = {"盗窃": "被告人秘密窃取他人财物价值人民币", "诈骗": "被告人虚构事实骗取被害人钱款共计"}
+    rng = random.Random(0)
+    paths = []
+    for split in ("train", "dev", "test"):
+        rows = [{"text": f"{text}{rng.randint(100, 9999)}元，公诉机关指控。", "label": label}
+                for label, text in charges.items() for _ in range(12)]  # fmt: skip
+        path = tmp_path / f"{split}.jsonl"
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        paths.append(path)
+    out, c = run_init("cls", *paths, [], tmp_path / "zh.yaml")
+    assert c.chinese and "head_epochs: 100" in out.read_text()
+    plan = load_recipe(out, {})
+    teacher = next(s for s in plan.stages if s.name == "teacher").config
+    assert teacher.head_epochs == 100 and teacher.long_text == "head_tail"
+    assert "e5_trimmed" in [s.name for s in plan.stages]
+    # Latin-script text keeps MiniLM's plain fine-tune (medical abstracts: the head first did not pay).
+    latin, _ = run_init("cls", *_splits(tmp_path, {"pay": 30, "law": 25}), [], tmp_path / "en.yaml")
+    assert "head_epochs" not in latin.read_text()
