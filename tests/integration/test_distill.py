@@ -380,6 +380,7 @@ def test_a_student_of_the_teacher_fused_with_the_baseline(tmp_path, teacher):
     # The grid holds weight 1 (the teacher alone) and 0 (the baseline alone): the choice is at least as good as both.
     assert fusion["dev_fused"] >= max(fusion["dev_model"], fusion["dev_baseline"])
     assert 0 <= fusion["weight"] <= 1 and fusion["temperature"] in (1.0, 2.0, 4.0, 8.0, 16.0)
+    assert fusion["train_folds"] == 5 and 0 <= fusion["train_baseline_out_of_fold"] <= 1  # margins it was not fit on
     assert json.loads((out / "lmtailor.json").read_text())["inputs"]["baseline"]["path"] == str(baseline.resolve())
     # A baseline fitted on other labels is refused before the teacher's pass; NER and a missing dev split too.
     other = tmp_path / "other.jsonl"

@@ -64,6 +64,33 @@ def baseline_margins(pipeline, texts: Sequence[str], names: Sequence[str], sourc
     return scores[:, order]
 
 
+def out_of_fold_margins(
+    pipeline,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    names: Sequence[str],
+    folds: int = 5,
+    seed: int = 0,
+    source: str = "baseline",
+) -> tuple[np.ndarray, int]:
+    """[n, C] margins of the baseline on its own training texts, each text scored by a copy fitted without it
+    (k-fold, stratified; the baseline's chosen settings refitted): on the texts it was fitted on, the baseline is
+    sure of the gold label and its margins say nothing a student could learn. Returns (margins, folds used)."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    order = label_order(pipeline, names, source)
+    folds = min(folds, int(np.unique(np.asarray(labels), return_counts=True)[1].min()))
+    if folds < 2:
+        raise InputFormatError(f"{source}: a label has a single training text; out-of-fold margins need two or more.")
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scores = cross_val_predict(clone(pipeline), list(texts), list(labels), cv=cv, method="decision_function")
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim == 1:
+        scores = np.stack([-scores, scores], axis=1) / 2
+    return scores[:, order], folds
+
+
 def fuse(model_logits: np.ndarray, margins: np.ndarray, weight: float, temperature: float) -> np.ndarray:
     """The fused log-probabilities [n, C] (normalised)."""
     return log_softmax(weight * log_softmax(model_logits) + (1 - weight) * log_softmax(temperature * margins))

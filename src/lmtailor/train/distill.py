@@ -361,18 +361,27 @@ def _teacher_labels(config: DistillConfig, teacher, task: str, train) -> list[st
     return names
 
 
-def _fused_with_baseline(config: DistillConfig, teacher_parts, texts, logits, dev, names) -> tuple[np.ndarray, dict]:
-    """The teacher's logits on `texts` fused with the baseline's margins (`lmtailor.baseline.fusion`), the weight and
-    temperature chosen on dev; and the record of that choice."""
-    from lmtailor.baseline.fusion import baseline_margins, choose_fusion, fuse, load_baseline
+def _fused_with_baseline(config: DistillConfig, teacher_parts, texts, logits, splits, names) -> tuple[np.ndarray, dict]:
+    """The teacher's logits on `texts` (the training texts, then unlabelled ones) fused with the baseline's margins
+    (`lmtailor.baseline.fusion`), the weight and temperature chosen on dev; and the record of that choice. The
+    training texts get out-of-fold margins: the baseline was fitted on them."""
+    from lmtailor.baseline.fusion import baseline_margins, choose_fusion, fuse, load_baseline, out_of_fold_margins
 
+    train, dev = splits
     pipeline = load_baseline(config.baseline)
     dev_texts = [ex.text for ex in dev.examples]
     dev_logits = _cls_targets(*teacher_parts, dev_texts, config.teacher_batch_size)
     dev_margins = baseline_margins(pipeline, dev_texts, names, str(config.baseline))
     chosen = choose_fusion(dev_logits, dev_margins, [ex.label for ex in dev.examples], names, config.metric)
     log.info("teacher fused with the baseline %s: %s", config.baseline, chosen)
-    margins = baseline_margins(pipeline, texts, names, str(config.baseline))
+    n = len(train.examples)
+    own, chosen["train_folds"] = out_of_fold_margins(pipeline, texts[:n], [ex.label for ex in train.examples], names,
+                                                     seed=config.seed, source=str(config.baseline))  # fmt: skip
+    gold = np.array([names.index(ex.label) for ex in train.examples])
+    chosen["train_baseline_out_of_fold"] = round(float((own.argmax(1) == gold).mean()), 4)
+    margins = own
+    if len(texts) > n:  # unlabelled texts: the baseline never saw them
+        margins = np.concatenate([own, baseline_margins(pipeline, texts[n:], names, str(config.baseline))])
     fused = fuse(logits, margins, chosen["weight"], chosen["temperature"]).astype(np.float32)
     return fused, chosen
 
@@ -399,7 +408,7 @@ def _transfer_set(config: DistillConfig, stok, teacher_parts, splits, label2id) 
         logits, states = _cls_targets(teacher, ttok, tspec, texts, config.teacher_batch_size), None
     fusion = None
     if config.baseline is not None:
-        logits, fusion = _fused_with_baseline(config, teacher_parts, texts, logits, dev, list(label2id))
+        logits, fusion = _fused_with_baseline(config, teacher_parts, texts, logits, (train, dev), list(label2id))
     attach_targets(enc, "cls", logits, states)
     log.info("transfer set: %d labelled + %d unlabelled texts", len(train.examples), len(extra))
     return enc, fusion

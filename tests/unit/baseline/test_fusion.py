@@ -8,7 +8,14 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
-from lmtailor.baseline.fusion import baseline_margins, choose_fusion, fuse, load_baseline, log_softmax
+from lmtailor.baseline.fusion import (
+    baseline_margins,
+    choose_fusion,
+    fuse,
+    load_baseline,
+    log_softmax,
+    out_of_fold_margins,
+)
 from lmtailor.errors import InputFormatError, InputNotFoundError
 
 NAMES = ["a", "b"]
@@ -52,3 +59,22 @@ def test_margins_follow_the_models_label_order_and_other_labels_are_refused(tmp_
     assert two.shape == (1, 2) and two.argmax(1).tolist() == [0]
     with pytest.raises(InputNotFoundError, match="lmtailor baseline cls"):
         load_baseline(tmp_path)
+
+
+def test_out_of_fold_margins_do_not_know_a_training_texts_own_words():
+    texts = ["rent due", "rent paid", "rent late", "rent owed", "zzz qqq", "end now", "end soon", "end today",
+             "end notice", "end term"]  # fmt: skip
+    labels = ["rent"] * 5 + ["end"] * 5
+    pipe = _pipeline(["rent", "rent", "end", "end", "end", "end"])
+    pipe.fit(texts, labels)
+    names = ["rent", "end"]
+    inside = baseline_margins(pipe, texts, names)
+    outside, folds = out_of_fold_margins(pipe, texts, labels, names, folds=5)
+    assert folds == 5 and outside.shape == (10, 2)
+    # "zzz qqq" is a rent text only by its label: fitted on it, the baseline is sure; without it, it cannot know.
+    assert inside[4].argmax() == 0 and outside[4, 0] < inside[4, 0]
+    assert (outside[[0, 1, 2, 3]].argmax(1) == 0).all() and (outside[5:].argmax(1) == 1).all()
+    # Folds never exceed the rarest label's count; a label with one text cannot be scored out of fold.
+    assert out_of_fold_margins(pipe, texts[:6], [*labels[:4], "end", "end"], names)[1] == 2
+    with pytest.raises(InputFormatError, match="single training text"):
+        out_of_fold_margins(pipe, texts[:5], [*labels[:4], "end"], names)
