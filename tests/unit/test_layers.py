@@ -14,8 +14,8 @@ import lmtailor
 SRC = Path(lmtailor.__file__).parent
 # Low to high. Shared layers first; a stage may import any lower layer, never a higher one.
 RANK = {"": 0, "errors": 0, "config": 0, "scripts": 0, "hardware": 0, "lazy": 0, "locks": 0, "outputs": 0, "display": 0,
-        "models": 1, "corpus": 2, "tasks": 3, "terms": 4, "tokenizer": 5, "vocab": 6, "train": 7, "shards": 7,
-        "compress": 8, "export": 9, "report": 10}  # fmt: skip
+        "models": 1, "corpus": 2, "tasks": 3, "terms": 4, "tokenizer": 5, "vocab": 6, "baseline": 6, "train": 7,
+        "shards": 7, "compress": 8, "export": 9, "report": 10}  # fmt: skip
 TOP = 99  # cli, commands, stages, recipe, demo: they compose everything
 # The corpus stage reads labelled NER files as documents (`ner_inputs`) with the task readers, which themselves
 # decode files with the corpus's encoding sniffer; the reader imports them inside a function.
