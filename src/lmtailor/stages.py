@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmtailor.augment.config import AugmentConfig
-from lmtailor.baseline.config import BaselineConfig
+from lmtailor.baseline.config import BaselineConfig, FuseConfig
 from lmtailor.compress.config import PruneConfig, QuantizeConfig, SparsifyConfig
 from lmtailor.config import StageConfig
 from lmtailor.corpus.config import CorpusConfig
@@ -197,6 +197,12 @@ def _bench(config: BenchConfig) -> Path:
     return run_bench(config)
 
 
+def _fuse(config: FuseConfig) -> Path:
+    from lmtailor.baseline.fuse import run_fuse
+
+    return run_fuse(config)
+
+
 def _report(config: ReportConfig) -> Path:
     from lmtailor.report.stage import run_report
 
@@ -244,6 +250,9 @@ _ALL = [
           "curve."),
     Stage(QuantizeConfig, _quantize,
           "Quantise: ONNX Runtime dynamic int8 (embeddings too), 4-bit weight-only, or PyTorch dynamic int8."),
+    Stage(FuseConfig, _fuse,
+          "Ship a classifier with its n-gram baseline in one folder, their weights chosen on dev; evaluate, "
+          "predict and serve answer with the pair."),
     Stage(ExportConfig, _export,
           "Export to ONNX (dynamic batch and sequence axes) with a built-in parity check against PyTorch."),
     Stage(BenchConfig, _bench,

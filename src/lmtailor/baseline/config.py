@@ -57,3 +57,31 @@ class BaselineConfig(TaskFileFields, StageConfig):
         if not self.crf_c1 or not self.crf_c2 or min(*self.crf_c1, *self.crf_c2) < 0:
             raise ValueError("crf_c1 and crf_c2 need at least one value each, each >= 0")
         return self
+
+
+class FuseConfig(TaskFileFields, StageConfig):
+    """A classifier shipped with its n-gram baseline: one folder, the weight of each chosen on dev."""
+
+    stage: ClassVar[str] = "fuse"
+
+    model: Path = Field(
+        description="Classification model folder (finetune, distill, export or quantize output).",
+        json_schema_extra=positional(1),
+    )
+    baseline: Path = Field(
+        description="Output folder of `lmtailor baseline cls` fitted on the model's training file.",
+        json_schema_extra=positional(2),
+    )
+    dev: Path = Field(description="Dev file: the weight and the baseline's temperature are chosen on it.")
+    test: Path | None = Field(None, description="Test file, scored once with the fused pair.")
+    metric: str | None = Field(
+        None,
+        description="Metric the weight is chosen by: accuracy | macro_f1 | f1:<label>. Default: the one the model "
+        "was chosen by (its task.json), else accuracy.",
+    )
+    batch_size: int = Field(64, ge=1, description="Examples per forward pass.")
+
+    @model_validator(mode="after")
+    def _known_metric(self) -> FuseConfig:
+        check_metric(self.metric, "cls")
+        return self

@@ -100,6 +100,13 @@ def parse_entry(given: str) -> Entry:
     path = Path(base).expanduser()
     if not path.exists():
         raise InputNotFoundError(f"models entry {given!r}: {path} does not exist; check the path.")
+    spec_file = path / "task.json"
+    if path.is_dir() and spec_file.is_file() and json.loads(spec_file.read_text(encoding="utf-8")).get("fusion"):
+        raise ConfigError(
+            f"models entry {given!r}: {path} is a model fused with its n-gram baseline (`lmtailor fuse`); bench "
+            "times token batches, and the baseline reads text: bench the model it was fused from, and read the "
+            "pair's end-to-end examples/s in its eval_test.json (throughput)."
+        )
     if path.is_file():
         if path.suffix != ".onnx":
             raise InputFormatError(f"models entry {given!r}: a file must be an .onnx model; pass an HF folder instead.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -37,13 +37,27 @@ class TaskSpec:
     torch_int8: bool = False
     # The metric the model was chosen by (`lmtailor.tasks.target`); None in folders written before it existed.
     metric: str | None = None
+    # Set by `lmtailor fuse`: {"baseline": "baseline.joblib", "weight": w, "temperature": t}, the n-gram baseline
+    # whose margins are fused with the model's probabilities (`lmtailor.models.fused`); None for a model alone.
+    fusion: dict | None = None
+    # The loaded baseline of `fusion` (`load_task_model(..., fused=True)` attaches it; `predict_cls` applies it).
+    fused: object | None = field(default=None, repr=False, compare=False)
 
     def save(self, folder: Path) -> None:
-        (Path(folder) / TASK_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        saved = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "fused"}
+        if saved["fusion"] is None:  # folders of a model alone keep the task.json they always had
+            del saved["fusion"]
+        (Path(folder) / TASK_FILE).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
 
 
-def load_task_model(folder: str | Path, provider: str = "cpu", threads: int | None = None, spin: bool = True):
+def load_task_model(
+    folder: str | Path, provider: str = "cpu", threads: int | None = None, spin: bool = True, fused: bool = False
+):
     """(model, tokenizer, spec) of a fine-tuned classification or NER model folder.
+
+    A folder of `lmtailor fuse` (a classifier with its n-gram baseline) is refused unless `fused` is True: the code
+    that answers with a model (evaluate, predict, serve) applies the baseline, and says so with `fused=True`; a
+    stage that changes or times the network (prune, quantize, export, distill, bench) would drop it silently.
 
     A folder with `model.onnx` and no PyTorch weights (from `lmtailor export` or `quantize`) gives an
     `OnnxTaskModel` run by ONNX Runtime on `provider` with `threads` intra-op threads (busy-waiting between runs
@@ -57,7 +71,9 @@ def load_task_model(folder: str | Path, provider: str = "cpu", threads: int | No
     check_model_folder(folder)
     spec_path = folder / TASK_FILE
     if spec_path.is_file():
-        spec = TaskSpec(**json.loads(spec_path.read_text(encoding="utf-8")))
+        spec = TaskSpec(**{k: v for k, v in json.loads(spec_path.read_text(encoding="utf-8")).items() if k != "fused"})
+        if spec.fusion is not None and not fused:
+            raise ConfigError(fused_refusal(folder))
     else:
         arch = (AutoConfig.from_pretrained(str(folder)).architectures or [""])[0]
         if not arch.endswith(("ForSequenceClassification", "ForTokenClassification")):
@@ -74,11 +90,32 @@ def load_task_model(folder: str | Path, provider: str = "cpu", threads: int | No
         # Imported here so that loading a PyTorch folder never loads ONNX Runtime.
         from lmtailor.models.onnx_runtime import OnnxTaskModel
 
-        return OnnxTaskModel(folder, provider, threads, spin), tokenizer, spec
-    model = auto.from_pretrained(str(folder)).eval()
-    if spec.torch_int8:
-        model = torch_int8(model)
+        model = OnnxTaskModel(folder, provider, threads, spin)
+    else:
+        model = auto.from_pretrained(str(folder)).eval()
+        if spec.torch_int8:
+            model = torch_int8(model)
+    if spec.fusion is not None:
+        from lmtailor.models.fused import load_fusion
+
+        if spec.task != "cls":
+            raise InputFormatError(f"{folder}: task.json fuses a baseline with an NER model; only cls can be fused.")
+        names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        spec.fused = load_fusion(folder, spec.fusion, names)
     return model, tokenizer, spec
+
+
+def fused_refusal(folder: Path) -> str:
+    """Why a stage that works on the network alone refuses a fused folder, and what to give it instead."""
+    source = None
+    manifest = Path(folder) / "lmtailor.json"
+    if manifest.is_file():
+        source = json.loads(manifest.read_text(encoding="utf-8")).get("inputs", {}).get("model", {}).get("path")
+    return (
+        f"{folder} is a classifier fused with its n-gram baseline (`lmtailor fuse`); this stage works on the neural "
+        f"model alone and would drop the baseline: give it the model the fusion was made from"
+        f"{f' ({source})' if source else ''}, then fuse its result again."
+    )
 
 
 def is_onnx_folder(folder: Path) -> bool:

@@ -19,7 +19,7 @@ from lmtailor.outputs import MANIFEST, read_manifest
 log = logging.getLogger(__name__)
 
 MODEL_STAGES = ("model-import", "pretrain", "finetune", "distill", "vocab-trim", "vocab-extend", "vocab-transfer",
-                "prune", "sparsify", "export", "quantize", "update")  # fmt: skip
+                "prune", "sparsify", "export", "quantize", "update", "fuse")  # fmt: skip
 
 
 @dataclass
@@ -76,7 +76,9 @@ def _json(path: Path) -> Any:
 
 
 def weights_size_mb(folder: Path) -> float | None:
-    files = [*folder.glob("*.safetensors"), *folder.glob("*.onnx"), *folder.glob("*.onnx.data")]
+    """Weights, ONNX graphs and a fused folder's baseline (`lmtailor fuse`): what a deployment carries."""
+    files = [*folder.glob("*.safetensors"), *folder.glob("*.onnx"), *folder.glob("*.onnx.data"),
+             *folder.glob("*.joblib")]  # fmt: skip
     return round(sum(f.stat().st_size for f in files) / 1e6, 2) if files else None  # MB as lmtailor bench reports
 
 
@@ -169,9 +171,27 @@ def model_rows(folders: list[Folder]) -> list[ModelRow]:
         b = benches.get(str(f.path.resolve()))
         if b:
             row.p50_ms, row.throughput, row.runtime = b["p50_ms"], b["throughput"], b["runtime"]
+        if f.stage == "fuse":
+            _fused_row(row, f, benches)
         rows.append(row)
         by_path[str(f.path.resolve())] = row
     return rows
+
+
+def _fused_row(row: ModelRow, f: Folder, benches: dict[str, dict]) -> None:
+    """A model fused with its n-gram baseline (`lmtailor fuse`): both count in its parameters, and its throughput
+    is the benched model's with the baseline's time per text (measured by the fuse stage) added: bench times token
+    batches and cannot run the baseline, which reads text."""
+    metrics = f.manifest.get("metrics", {})
+    if row.params is not None and metrics.get("baseline_parameters"):
+        row.params += int(metrics["baseline_parameters"])
+    source = str(Path(f.manifest.get("inputs", {}).get("model", {}).get("path", "")).resolve())
+    bench = benches.get(source) or {}
+    per_text_ms = (metrics.get("test") or metrics.get("dev") or {}).get("baseline_ms_per_example")
+    row.runtime = "model + n-gram baseline"
+    if bench.get("throughput") and per_text_ms is not None:
+        row.throughput = round(1 / (1 / bench["throughput"] + per_text_ms / 1e3), 1)
+        row.runtime = f"{bench.get('runtime')} + n-gram baseline"  # no p50: the baseline was timed at batch 64
 
 
 def baseline_row(folders: list[Folder]) -> ModelRow | None:

@@ -90,7 +90,7 @@ def load_model(name: str, folder: Path, provider: str = "cpu", threads: int | No
         from lmtailor.models.task_folder import load_task_model
 
         # no busy-waiting: ORT's spinning threads would take the cores the HTTP side needs between batches
-        model, tokenizer, spec = load_task_model(folder, provider, threads, spin=False)
+        model, tokenizer, spec = load_task_model(folder, provider, threads, spin=False, fused=True)
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         served = ServedModel(name, folder, spec.task, tokenizer, model, spec, labels, spec.max_length)
     else:
@@ -124,8 +124,8 @@ def model_card(served: ServedModel) -> dict:
     """What GET /v1/models says of a model: kind, labels, how it reads text, size, and the metrics its stage
     recorded in lmtailor.json."""
     folder = served.folder
-    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and p.suffix in (".onnx", ".safetensors",
-                                                                                         ".bin", ".data"))  # fmt: skip
+    kept = (".onnx", ".safetensors", ".bin", ".data", ".joblib")  # weights, graphs, a fused folder's baseline
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and p.suffix in kept)
     card: dict = {"id": served.name, "object": "model", "owned_by": "lmtailor", "kind": served.kind,
                   "format": "onnx" if (folder / "model.onnx").is_file() else "pytorch", "size_bytes": size,
                   "max_length": served.max_length}  # fmt: skip
@@ -134,6 +134,8 @@ def model_card(served: ServedModel) -> dict:
     if served.spec is not None:
         card["long_text"] = served.spec.long_text if served.kind == "cls" else f"windows (stride {served.spec.stride})"
         card["metric"] = served.spec.metric
+        if served.spec.fusion is not None:  # `lmtailor fuse`: the answers are the model's and its baseline's
+            card["fusion"] = {k: served.spec.fusion[k] for k in ("weight", "temperature")}
     if served.kind == "embed":
         card["pooling"] = served.pooling
         card["dimensions"] = int(served.model.config.hidden_size)

@@ -53,7 +53,7 @@ def evaluate_split(
 
 
 def run_evaluate(config: EvaluateConfig) -> Path:
-    model, tokenizer, spec = load_task_model(config.model)
+    model, tokenizer, spec = load_task_model(config.model, fused=True)
     data = config.read_for_model(spec.task, config.data, model.config.label2id, config.model)
     with stage_output(config) as out:
         out.add_input("model", config.model)
@@ -66,7 +66,7 @@ def run_evaluate(config: EvaluateConfig) -> Path:
 
 def predict(model_dir: Path, texts: list[str], batch_size: int = 64, top_k: int = 3) -> Iterator[dict]:
     """One JSON-able record per text: labels with scores, or entities with character offsets and scores."""
-    model, tokenizer, spec = load_task_model(model_dir)
+    model, tokenizer, spec = load_task_model(model_dir, fused=True)
     yield from predict_records(model, tokenizer, spec, texts, batch_size, top_k)
 
 

@@ -84,10 +84,15 @@ def forward(
 
 
 def predict_cls(model, tokenizer, spec: TaskSpec, texts: list[str], batch_size: int = 64, precision: str = "fp32"):
-    """[n, C] class probabilities and timing."""
+    """[n, C] class probabilities and timing; a fused folder's (`lmtailor fuse`) are the model's fused with its
+    baseline's, and the timing counts the baseline too."""
     enc = encode_cls(tokenizer, texts, None, spec.max_length, spec.long_text, spec.stride)
     logits, timing = forward(model, enc.features, batch_size, precision)
     probs = decode_cls(enc, np.stack(logits) if logits else np.zeros((0, model.config.num_labels)), len(texts))
+    if spec.fused is not None:
+        probs, seconds = spec.fused.apply(probs, texts)
+        timing["baseline_seconds"] = round(seconds, 3)
+        timing["seconds"] = round(timing["seconds"] + seconds, 3)
     timing["examples_per_second"] = round(len(texts) / timing["seconds"], 1) if timing["seconds"] else None
     return probs, timing
 
