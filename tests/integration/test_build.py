@@ -173,7 +173,9 @@ def test_cli_build_dry_run_and_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("name", ["legal-en", "legal-zh", "med-en", "med-zh", "med-zh-e5", "med-abstracts"])
+@pytest.mark.parametrize(
+    "name", ["legal-en", "legal-zh", "legal-zh-e5", "med-en", "med-zh", "med-zh-e5", "med-abstracts"]
+)
 def test_shipped_recipes_validate_against_the_shared_data(name: str, shared_data: Path, tmp_path: Path) -> None:
     recipe = load_recipe(Path(__file__).parents[2] / "recipes" / f"{name}.yaml",
                          {"data": str(shared_data), "work": str(tmp_path / name)})  # fmt: skip

@@ -7,6 +7,7 @@ import json
 import random
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,11 +16,11 @@ from lmtailor.baseline.config import BaselineConfig, FuseConfig
 from lmtailor.baseline.fuse import run_fuse
 from lmtailor.baseline.stage import run_baseline
 from lmtailor.errors import ConfigError, InputFormatError
-from lmtailor.models.fused import baseline_margins, fuse, load_baseline
+from lmtailor.models.fused import baseline_margins, fuse, load_baseline, pack_int8, unpack_int8
 from lmtailor.tasks.inference import load_task_model, predict_cls
 
 WORDS = {"indemnity": "indemnify hold harmless", "law": "governed laws state", "termination": "terminate notice end"}
-FILLER = "the party shall this agreement any of".split()
+FILLER = ["the", "party", "shall", "this", "agreement", "any", "of"]
 
 
 def _cls_file(path: Path, n: int, seed: int, noisy: float = 0.0) -> Path:
@@ -41,20 +42,19 @@ def parts(tmp_path_factory, clause_classifier_factory):
     train, dev, test = (_cls_file(root / f"{n}.jsonl", 60, s, 0.2) for s, n in enumerate(("train", "dev", "test")))
     baseline = run_baseline(BaselineConfig.build(task="cls", train=train, dev=dev, out_dir=root / "bl", c_grid=[1.0],
                                                  show_progress=False))  # fmt: skip
-    return root, model, baseline, dev, test
+    return SimpleNamespace(model=model, baseline=baseline, dev=dev, test=test)
 
 
 def _fuse(parts, out: Path, model: Path | None = None, **kw) -> Path:
-    root, own, baseline, dev, test = parts
-    return run_fuse(FuseConfig.build(model=model or own, baseline=baseline, dev=dev, test=test, out_dir=out,
-                                     show_progress=False, **kw))  # fmt: skip
+    return run_fuse(FuseConfig.build(model=model or parts.model, baseline=parts.baseline, dev=parts.dev,
+                                     test=parts.test, out_dir=out, show_progress=False, **kw))  # fmt: skip
 
 
 def _by_hand(model_dir: Path, baseline: Path, texts: list[str], weight: float, temperature: float) -> np.ndarray:
     model, tok, spec = load_task_model(model_dir)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     probs, _ = predict_cls(model, tok, spec, texts)
-    margins = baseline_margins(load_baseline(baseline), texts, names)
+    margins = baseline_margins(unpack_int8(pack_int8(load_baseline(baseline))), texts, names)
     return np.exp(fuse(np.log(np.clip(probs, 1e-12, None)), margins, weight, temperature))
 
 
@@ -65,7 +65,7 @@ def test_the_fused_folder_answers_as_its_parts_fused_by_hand(parts, tmp_path):
     from lmtailor.tasks.config import EvaluateConfig
     from lmtailor.tasks.evaluate import predict, run_evaluate
 
-    root, model, baseline, dev, test = parts
+    model, baseline, test = parts.model, parts.baseline, parts.test
     out = _fuse(parts, tmp_path / "fused")
     manifest = json.loads((out / "lmtailor.json").read_text())
     chosen, spec = manifest["metrics"]["fusion"], json.loads((out / "task.json").read_text())
@@ -94,13 +94,18 @@ def test_the_fused_folder_answers_as_its_parts_fused_by_hand(parts, tmp_path):
     assert served.card["size_bytes"] > (out / "model.safetensors").stat().st_size  # the baseline counts
     ev = run_evaluate(EvaluateConfig.build(model=out, data=test, out_dir=tmp_path / "ev", show_progress=False))
     assert json.loads((ev / "eval_test.json").read_text())["accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    # The baseline ships in int8 by default, and the weights are chosen with it; "full" ships the fitted file as is.
+    stored = manifest["metrics"]["baseline"]
+    assert stored["precision"] == "int8" and stored["dev_agreement"] > 0.9 and stored["dev_max_margin_change"] > 0
+    full = _fuse(parts, tmp_path / "full", baseline_precision="full")
+    assert (full / "baseline.joblib").read_bytes() == (baseline / "model.joblib").read_bytes()
 
 
 def test_an_onnx_model_fuses_like_its_pytorch_source(parts, tmp_path):
     from lmtailor.export.config import ExportConfig
     from lmtailor.export.onnx import run_export
 
-    root, model, baseline, dev, test = parts
+    model = parts.model
     onnx = run_export(ExportConfig.build(model=model, out_dir=tmp_path / "onnx", show_progress=False))
     torch_pair, onnx_pair = _fuse(parts, tmp_path / "f-torch"), _fuse(parts, tmp_path / "f-onnx", model=onnx)
     assert (onnx_pair / "model.onnx").is_file() and not list(onnx_pair.glob("*.safetensors"))
@@ -114,7 +119,7 @@ def test_what_would_drop_the_baseline_refuses_the_folder(parts, tmp_path):
     from lmtailor.compress.prune import run_prune
     from lmtailor.export.bench import parse_entry
 
-    root, model, baseline, dev, test = parts
+    model = parts.model
     out = _fuse(parts, tmp_path / "fused")
     source = str(model.resolve())
     with pytest.raises(ConfigError, match=rf"lmtailor fuse.*\({source}\)"):
@@ -129,7 +134,7 @@ def test_what_would_drop_the_baseline_refuses_the_folder(parts, tmp_path):
 
 
 def test_bad_parts_are_refused_before_anything_is_written(parts, tmp_path, ner_model):
-    root, model, baseline, dev, test = parts
+    model, baseline, dev = parts.model, parts.baseline, parts.dev
     other = _cls_file(tmp_path / "other.jsonl", 30, 7)
     other.write_text(other.read_text().replace('"law"', '"warranty"'), encoding="utf-8")
     wrong = run_baseline(BaselineConfig.build(task="cls", train=other, out_dir=tmp_path / "bl2", show_progress=False))

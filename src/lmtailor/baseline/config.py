@@ -80,6 +80,11 @@ class FuseConfig(TaskFileFields, StageConfig):
         "was chosen by (its task.json), else accuracy.",
     )
     batch_size: int = Field(64, ge=1, description="Examples per forward pass.")
+    baseline_precision: Literal["int8", "full"] = Field(
+        "int8",
+        description="The baseline's SVM weights stored in int8 (one scale per class; CAIL2018: 24 → 2.5 MB, dev "
+        "decisions unchanged) or as fitted (float64). The weight and temperature are chosen with what is stored.",
+    )
 
     @model_validator(mode="after")
     def _known_metric(self) -> FuseConfig:

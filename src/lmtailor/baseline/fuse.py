@@ -17,13 +17,14 @@ import logging
 import shutil
 from pathlib import Path
 
+import joblib
 import numpy as np
 
 from lmtailor.baseline.config import FuseConfig
 from lmtailor.baseline.fusion import baseline_margins, choose_fusion, label_order, load_baseline
 from lmtailor.errors import InputFormatError
 from lmtailor.models.folder import METADATA_PATTERNS, ONNX_FILE, weight_files
-from lmtailor.models.fused import FUSION_FILE
+from lmtailor.models.fused import FUSION_FILE, pack_int8, unpack_int8
 from lmtailor.models.task_folder import load_task_model
 from lmtailor.outputs import check_out_dir, read_manifest, stage_output
 from lmtailor.tasks.evaluate import evaluate_split
@@ -49,14 +50,21 @@ def run_fuse(config: FuseConfig) -> Path:
             f"{config.model} is an {spec.task} model; only classifiers can be fused with the n-gram baseline."
         )
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    pipeline = load_baseline(config.baseline)
-    label_order(pipeline, names, str(config.baseline))  # before any scoring: other labels fail now
+    full = load_baseline(config.baseline)
+    label_order(full, names, str(config.baseline))  # before any scoring: other labels fail now
+    packed = pack_int8(full) if config.baseline_precision == "int8" else None
+    pipeline = unpack_int8(packed) if packed is not None else full  # the weights are chosen with what ships
     dev = config.read_for_model("cls", config.dev, model.config.label2id, config.model)
     test = config.read_for_model("cls", config.test, model.config.label2id, config.model) if config.test else None
     metric = config.metric or spec.metric
     texts = [ex.text for ex in dev.examples]
     probs, _ = predict_cls(model, tokenizer, spec, texts, config.batch_size)
     margins = baseline_margins(pipeline, texts, names, str(config.baseline))
+    stored = {"precision": config.baseline_precision}
+    if packed is not None:  # the int8 baseline against the fitted one on dev, as `quantize` reports a model
+        exact = baseline_margins(full, texts, names)
+        stored.update(dev_agreement=round(float((exact.argmax(1) == margins.argmax(1)).mean()), 4),
+                      dev_max_margin_change=round(float(np.abs(exact - margins).max()), 4))  # fmt: skip
     logp = np.log(np.clip(np.asarray(probs), 1e-12, None))
     chosen = choose_fusion(logp, margins, [ex.label for ex in dev.examples], names, metric)
     log.info("fuse: chosen on dev %s", chosen)
@@ -71,14 +79,19 @@ def run_fuse(config: FuseConfig) -> Path:
             out.add_input("test", config.test)
         for f in model_files(Path(config.model)):
             shutil.copy2(f, out.dir / f.name)
-        shutil.copy2(Path(config.baseline) / "model.joblib", out.dir / FUSION_FILE)
+        if packed is None:
+            shutil.copy2(Path(config.baseline) / "model.joblib", out.dir / FUSION_FILE)
+        else:
+            joblib.dump(packed, out.dir / FUSION_FILE, compress=3)
+        stored["size_bytes"] = (out.dir / FUSION_FILE).stat().st_size
         spec.fusion = {"baseline": FUSION_FILE, "weight": chosen["weight"], "temperature": chosen["temperature"]}
         spec.metric = chosen["metric"]
         spec.save(out.dir)
         fused, ftok, fspec = load_task_model(out.dir, fused=True)  # score what ships, not the parts
         baseline_manifest = read_manifest(Path(config.baseline))
-        out.metrics.update({"fusion": chosen, "sklearn": baseline_manifest.get("metrics", {}).get("sklearn"),
-                            "baseline_parameters": baseline_manifest.get("metrics", {}).get("parameters"),
+        fitted = baseline_manifest.get("metrics", {})
+        out.metrics.update({"fusion": chosen, "baseline": stored, "sklearn": fitted.get("sklearn"),
+                            "baseline_parameters": fitted.get("parameters"),
                             "size_bytes": sum(f.stat().st_size for f in out.dir.iterdir() if f.is_file())})  # fmt: skip
         for name, data in (("dev", dev), ("test", test)):
             if data is not None:

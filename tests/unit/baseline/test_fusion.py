@@ -78,3 +78,23 @@ def test_out_of_fold_margins_do_not_know_a_training_texts_own_words():
     assert out_of_fold_margins(pipe, texts[:6], [*labels[:4], "end", "end"], names)[1] == 2
     with pytest.raises(InputFormatError, match="single training text"):
         out_of_fold_margins(pipe, texts[:5], [*labels[:4], "end"], names)
+
+
+def test_the_int8_baseline_is_the_fitted_one_within_half_a_step(tmp_path):
+    import joblib
+
+    from lmtailor.models.fused import INT8_FORMAT, pack_int8, unpack_int8
+
+    pipe = _pipeline(["rent", "rent", "end", "end", "indemnity", "indemnity"])
+    packed = pack_int8(pipe)
+    coef, scale = pipe.named_steps["classifier"].coef_, packed["scale"]
+    assert packed["format"] == INT8_FORMAT and packed["coef"].dtype == np.int8 and scale.shape == (3, 1)
+    assert np.abs(packed["coef"]).max(1).tolist() == [127, 127, 127]  # each class's largest weight is ±127
+    assert pipe.named_steps["classifier"].coef_ is coef  # packing leaves the fitted pipeline alone
+    back = unpack_int8(packed)
+    assert np.abs(back.named_steps["classifier"].coef_ - coef).max() <= scale.max() / 2 + 1e-12
+    assert packed["pipeline"].named_steps["classifier"].coef_ is None  # unpacking copies: the pack stays storable
+    texts = ["the rent is due", "notice to terminate", "indemnify the claims"]
+    assert (back.decision_function(texts).argmax(1) == pipe.decision_function(texts).argmax(1)).all()
+    joblib.dump(packed, tmp_path / "b.joblib")
+    assert np.allclose(load_baseline(tmp_path / "b.joblib").decision_function(texts), back.decision_function(texts))
