@@ -49,18 +49,19 @@ def test_task_paragraphs_are_deduplicated_and_split_without_overlap(tmp_path: Pa
 @pytest.mark.slow
 def test_quick_demo_builds_every_stage_and_a_report(tmp_path: Path):
     results = run_demo(tmp_path / "demo", show_progress=False, quick=True)
-    assert [r.status for r in results] == ["ran"] * 15
+    assert [r.status for r in results] == ["ran"] * 16
     report = tmp_path / "demo" / "report"
     data = json.loads((report / "report.json").read_text())
     statuses = {m["metric"]: m["status"] for m in data["key_metrics"]}
     assert statuses["compression (student size / teacher size)"] == "pass"  # int8 3-layer vs the fp32 teacher
-    assert {r["model"] for r in data["ledger"]} >= {"baseline", "teacher", "student", "int8"}
+    assert {r["model"] for r in data["ledger"]} >= {"baseline", "teacher", "student", "int8", "fused"}
+    assert data["student"].endswith("fused")  # the final model: the int8 student with the baseline
     # Every model of the demo is scored by macro-F1 and judged against the baseline (pass or fail: quick mode).
     assert {r["metric"] for r in data["ledger"] if r["test"] is not None} == {"macro_f1"}
     assert statuses["teacher beats the baseline (points)"] in ("pass", "fail")
     assert statuses["final model beats the baseline (points)"] in ("pass", "fail")
     assert (report / "report.html").stat().st_size > 10_000
-    # The last step is a ready-to-run server for the int8 student, and the report says how to start it.
+    # The last step is a ready-to-run server for the pair, and the report says how to start it.
     serving = data["serving"][0]
     assert serving["models"] == {"licences": "cls"} and serving["command"].endswith(str(tmp_path / "demo" / "serve"))
     assert "## Serving" in (report / "report.md").read_text() and "serve.sh" in (report / "report.html").read_text()

@@ -277,6 +277,13 @@ def render(c: Choices, train: Path, dev: Path, test: Path, corpus: Sequence[Path
         '    model: "@onnx"',
         "    method: int8",
         "    eval: ${test}",
+    ]  # fmt: skip
+    if c.task == "cls":  # the student and the baseline in one folder: on dev as good as the better of the two
+        lines += ["  fused:                         # the int8 student with the baseline, their weights chosen on dev",
+                  "    stage: fuse", '    model: "@int8"', '    baseline: "@baseline"', "    dev: ${dev}",
+                  "    test: ${test}", "    metric: ${metric}"]  # fmt: skip
+    final = "fused" if c.task == "cls" else "int8"
+    lines += [
         "  bench:",
         "    stage: bench",
         '    models: ["@teacher", "@int8"]',
@@ -285,9 +292,9 @@ def render(c: Choices, train: Path, dev: Path, test: Path, corpus: Sequence[Path
         "    inputs: [" + ", ".join(f'"@{s}"' for s in (
             ["tokenizer_eval"] if c.tokenizer_size and c.tokenizer_pays else []) + [
             "baseline", "teacher", "trimmed", "pruned", "student"]) + ",",
-        '             "@onnx", "@int8", "@bench"]',
+        '             "@onnx", "@int8", ' + ('"@fused", ' if final == "fused" else "") + '"@bench"]',
         '    teacher: "@teacher"',
-        '    student: "@int8"',
+        f'    student: "@{final}"',
     ]  # fmt: skip
     return "\n".join(line for line in lines if line) + "\n"
 

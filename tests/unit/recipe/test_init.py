@@ -112,6 +112,10 @@ def test_chinese_classification_gets_the_trimmed_e5_with_its_head_fitted_first(t
     teacher = next(s for s in plan.stages if s.name == "teacher").config
     assert teacher.head_epochs == 100 and teacher.long_text == "head_tail"
     assert "e5_trimmed" in [s.name for s in plan.stages]
+    # A classifier ships fused with the baseline (weights chosen on dev); the report judges the pair.
+    fused = next(s for s in plan.stages if s.name == "fused").config
+    assert (fused.model.name, fused.baseline.name) == ("int8", "baseline")
+    assert next(s for s in plan.stages if s.name == "report").config.student == fused.out_dir
     # Latin-script text keeps MiniLM's plain fine-tune (medical abstracts: the head first did not pay).
     latin, _ = run_init("cls", *_splits(tmp_path, {"pay": 30, "law": 25}), [], tmp_path / "en.yaml")
     assert "head_epochs" not in latin.read_text()
