@@ -15,7 +15,7 @@ import pytest
 from lmtailor.baseline.config import BaselineConfig, FuseConfig
 from lmtailor.baseline.fuse import run_fuse
 from lmtailor.baseline.stage import run_baseline
-from lmtailor.errors import ConfigError, InputFormatError
+from lmtailor.errors import ConfigError, InputFormatError, InputNotFoundError
 from lmtailor.models.fused import baseline_margins, fuse, load_baseline, pack_int8, unpack_int8
 from lmtailor.tasks.inference import load_task_model, predict_cls
 
@@ -146,7 +146,10 @@ def test_bad_parts_are_refused_before_anything_is_written(parts, tmp_path, ner_m
     with pytest.raises(InputFormatError, match="warranty"):  # dev labels the model does not know
         run_fuse(FuseConfig.build(model=model, baseline=baseline, dev=other, out_dir=tmp_path / "c",
                                   show_progress=False))  # fmt: skip
-    assert not any((tmp_path / n).exists() for n in "abc")
+    with pytest.raises(InputNotFoundError, match="nowhere does not exist"):
+        run_fuse(FuseConfig.build(model=model, baseline=tmp_path / "nowhere", dev=dev, out_dir=tmp_path / "d",
+                                  show_progress=False))  # fmt: skip
+    assert not any((tmp_path / n).exists() for n in "abcd")
     # A fused folder whose baseline file was cut short, or whose task.json weight is out of range: one clear error.
     out = _fuse(parts, tmp_path / "fused")
     broken = tmp_path / "broken"

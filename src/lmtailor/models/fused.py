@@ -44,6 +44,10 @@ def load_baseline(path: Path, source: str | None = None):
     import joblib
 
     path = Path(path)
+    if not path.exists():
+        raise InputNotFoundError(
+            f"{source or path}: {path} does not exist; give the output folder of `lmtailor baseline cls`."
+        )
     file = path / "model.joblib" if path.is_dir() else path
     if not file.is_file():
         raise InputNotFoundError(
