@@ -330,7 +330,7 @@ def _setup(model_dir, tmp_path, task: str, auto):
     else:
         train, dev = _ner_file(tmp_path / "train.tsv", 30, 0), _ner_file(tmp_path / "dev.tsv", 10, 1)
         tuned = run_finetune(_cfg(tmp_path, model_dir, task, train, dev))
-    config = _cfg(tmp_path, tuned, task, train, dev, head_epochs=30, head_lr=1e-2, precision="fp32")
+    config = _cfg(tmp_path, tuned, task, train, dev, head_epochs=30, head_lr=1e-2, head_patience=0, precision="fp32")
     tr, dv, _ = read_splits(config)
     names = _label_names(config, tr)
     label2id, id2label = {n: i for i, n in enumerate(names)}, dict(enumerate(names))
@@ -381,6 +381,15 @@ def test_only_the_head_learns_and_its_dev_score_is_the_whole_models(fixture, tas
     assert report["states"] == (len(train_enc.features) if task == "cls" else 30 * 7)
 
 
+def test_the_head_fit_stops_after_patience_epochs_without_a_better_dev_score(tiny_bert, tmp_path):
+    config, model, train_enc, dev_enc, metric = _setup(tiny_bert, tmp_path, "cls", AutoModelForSequenceClassification)
+    still = config.model_copy(update={"head_lr": 1e-12, "head_patience": 3})
+    report = fit_head(model, still, train_enc, dev_enc, metric, "fp32")
+    # A head that cannot move scores the same every epoch: the first is the best, and three more end the fit.
+    assert (report["epochs_run"], report["best_epoch"], report["patience"]) == (4, 1, 3)
+    assert len(report["dev_curve"]) == 4 and len(set(report["dev_curve"])) == 1
+
+
 def test_finetune_records_the_head_fit_and_writes_an_ordinary_folder(tiny_bert, tmp_path):
     train, dev = _cls_file(tmp_path / "train.jsonl", 60, 0), _cls_file(tmp_path / "dev.jsonl", 30, 1)
     config = _cfg(tmp_path, tiny_bert, "cls", train, dev, epochs=1, lr=1e-4, head_epochs=20, head_lr=1e-2,
@@ -388,7 +397,10 @@ def test_finetune_records_the_head_fit_and_writes_an_ordinary_folder(tiny_bert, 
     out = run_finetune(config)
     report = json.loads((out / "finetune_report.json").read_text())
     head = report["head_first"]
-    assert head["epochs"] == 20 and 1 <= head["best_epoch"] <= 20 and len(head["dev_curve"]) == 20
+    assert head["epochs"] == 20 and 1 <= head["best_epoch"] <= head["epochs_run"] <= 20
+    assert len(head["dev_curve"]) == head["epochs_run"] and head["patience"] == 10
+    # It ran all 20 epochs, or stopped 10 after its best.
+    assert head["epochs_run"] == 20 or head["epochs_run"] == head["best_epoch"] + 10
     # One epoch at a low rate barely moves the fitted head: the final dev score starts from the head's.
     assert report["dev"]["accuracy"] >= head["dev_accuracy"] - 0.1
     model = AutoModelForSequenceClassification.from_pretrained(str(out))

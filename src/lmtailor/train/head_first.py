@@ -110,9 +110,9 @@ def _predictions(task: str, logits: torch.Tensor, where, features: list[dict]) -
 
 
 def fit_head(model, config, train_enc, dev_enc, dev_metric, precision: str, class_weights=None) -> dict:
-    """Train only the model's head on its frozen encoder's states for `config.head_epochs` epochs; the head of the
-    epoch with the best `dev_metric` (the Trainer's compute_metrics; the last epoch without dev) is kept. Returns
-    what the finetune report records."""
+    """Train only the model's head on its frozen encoder's states for `config.head_epochs` epochs, or until
+    `config.head_patience` epochs pass without a better dev score; the head of the epoch with the best `dev_metric`
+    (the Trainer's compute_metrics; the last epoch without dev) is kept. Returns what the finetune report records."""
     t0 = time.perf_counter()
     modules, logits_of = head_of(model, config.task)
     train_x, train_y, _ = frozen_states(model, train_enc.features, config.task, precision, config.eval_batch_size)
@@ -150,11 +150,15 @@ def fit_head(model, config, train_enc, dev_enc, dev_metric, precision: str, clas
         curve.append(round(value, 4))
         if best is None or value > best[1]:
             best, best_state = (epoch + 1, value), [copy.deepcopy(m.state_dict()) for m in modules]
+        elif config.head_patience and epoch + 1 - best[0] >= config.head_patience:
+            break  # the best head is kept; more epochs of a noisy curve only make its maximum more optimistic
     if best_state is not None:
         for m, state in zip(modules, best_state, strict=True):
             m.load_state_dict(state)
     report = {
         "epochs": config.head_epochs,
+        "epochs_run": len(curve) if dev is not None else config.head_epochs,
+        "patience": config.head_patience,
         "lr": config.head_lr,
         "states": len(train_y),
         "embed_seconds": round(embed_seconds, 1),
