@@ -71,7 +71,7 @@ def load_task_model(
     check_model_folder(folder)
     spec_path = folder / TASK_FILE
     if spec_path.is_file():
-        spec = TaskSpec(**{k: v for k, v in json.loads(spec_path.read_text(encoding="utf-8")).items() if k != "fused"})
+        spec = TaskSpec(**json.loads(spec_path.read_text(encoding="utf-8")))
         if spec.fusion is not None and not fused:
             raise ConfigError(fused_refusal(folder))
     else:
