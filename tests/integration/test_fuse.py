@@ -118,6 +118,8 @@ def test_what_would_drop_the_baseline_refuses_the_folder(parts, tmp_path):
     from lmtailor.compress.config import PruneConfig
     from lmtailor.compress.prune import run_prune
     from lmtailor.export.bench import parse_entry
+    from lmtailor.train.config import DistillConfig
+    from lmtailor.train.distill import run_distill
 
     model = parts.model
     out = _fuse(parts, tmp_path / "fused")
@@ -130,7 +132,11 @@ def test_what_would_drop_the_baseline_refuses_the_folder(parts, tmp_path):
         _fuse(parts, tmp_path / "twice", model=out)
     with pytest.raises(ConfigError, match="bench the model it was fused from"):
         parse_entry(str(out))
-    assert not (tmp_path / "pruned").exists() and not (tmp_path / "twice").exists()
+    baseline = str(parts.baseline.resolve())
+    with pytest.raises(ConfigError, match=rf"as --teacher and the baseline as --baseline \({baseline}\)"):
+        run_distill(DistillConfig.build(task="cls", teacher=out, model=str(model), train=parts.dev,
+                                        out_dir=tmp_path / "student", show_progress=False))  # fmt: skip
+    assert not any((tmp_path / n).exists() for n in ("pruned", "twice", "student"))
 
 
 def test_bad_parts_are_refused_before_anything_is_written(parts, tmp_path, ner_model):

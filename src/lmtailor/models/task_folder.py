@@ -105,17 +105,31 @@ def load_task_model(
     return model, tokenizer, spec
 
 
-def fused_refusal(folder: Path) -> str:
-    """Why a stage that works on the network alone refuses a fused folder, and what to give it instead."""
-    source = None
+def fused_refusal(folder: Path, distill: bool = False) -> str:
+    """Why a stage that works on the network alone refuses a fused folder, and what to give it instead (for
+    `distill`, also how to teach a student the pair)."""
+    sources: dict = {}
     manifest = Path(folder) / "lmtailor.json"
     if manifest.is_file():
-        source = json.loads(manifest.read_text(encoding="utf-8")).get("inputs", {}).get("model", {}).get("path")
-    return (
+        sources = json.loads(manifest.read_text(encoding="utf-8")).get("inputs", {})
+    model, baseline = (sources.get(k, {}).get("path") for k in ("model", "baseline"))
+    message = (
         f"{folder} is a classifier fused with its n-gram baseline (`lmtailor fuse`); this stage works on the neural "
         f"model alone and would drop the baseline: give it the model the fusion was made from"
-        f"{f' ({source})' if source else ''}, then fuse its result again."
+        f"{f' ({model})' if model else ''}, then fuse its result again."
     )
+    if distill:
+        message += (
+            " To teach the student the pair itself, pass that model as --teacher and the baseline as --baseline"
+            f"{f' ({baseline})' if baseline else ''}."
+        )
+    return message
+
+
+def is_fused(folder: Path) -> bool:
+    """A `lmtailor fuse` output: its task.json names a fusion."""
+    spec_path = Path(folder) / TASK_FILE
+    return spec_path.is_file() and json.loads(spec_path.read_text(encoding="utf-8")).get("fusion") is not None
 
 
 def is_onnx_folder(folder: Path) -> bool:

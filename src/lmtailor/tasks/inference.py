@@ -23,6 +23,7 @@ __all__ = [
     "TaskSpec",
     "forward",
     "load_task_model",
+    "padded_batches",
     "predict_cls",
     "predict_ner",
     "predict_ner_scored",
@@ -44,30 +45,36 @@ class RawExample:
     tags: tuple[str, ...] = ()
 
 
-@torch.no_grad()
-def forward(
-    model, features: list[dict], batch_size: int = 64, precision: str = "fp32", states: list | None = None
-) -> tuple[list, dict]:
-    """Per-feature logits ([C] or [T, C] numpy arrays, unpadded) and timing. Batches are formed from length-sorted
-    features so little time goes on padding. Given a list as `states`, it is filled with each feature's final-layer
-    hidden state at its first token ([H]; a PyTorch model only), the representation a classifier head reads."""
-    device = model.device  # HF models and OnnxTaskModel have it; a quantised Linear has no parameters
+def padded_batches(features: list[dict], batch_size: int):
+    """(feature indices, {input_ids, attention_mask[, token_type_ids]: [B, W] zero-padded LongTensors}) over
+    features sorted by length, so that little time goes on padding."""
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-    out: list = [None] * len(features)
-    if states is not None:
-        states[:] = [None] * len(features)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if features and k in features[0]]
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    t0, tokens = time.perf_counter(), 0
     for b in range(0, len(order), batch_size):
         idx = order[b : b + batch_size]
         width = max(len(features[i]["input_ids"]) for i in idx)
         batch = {k: torch.zeros(len(idx), width, dtype=torch.long) for k in keys}
         for r, i in enumerate(idx):
             n = len(features[i]["input_ids"])
-            tokens += n
             for k in keys:
                 batch[k][r, :n] = torch.tensor(features[i][k])
+        yield idx, batch
+
+
+@torch.no_grad()
+def forward(
+    model, features: list[dict], batch_size: int = 64, precision: str = "fp32", states: list | None = None
+) -> tuple[list, dict]:
+    """Per-feature logits ([C] or [T, C] numpy arrays, unpadded) and timing, over `padded_batches`. Given a list
+    as `states`, it is filled with each feature's final-layer hidden state at its first token ([H]; a PyTorch
+    model only), the representation a classifier head reads."""
+    device = model.device  # HF models and OnnxTaskModel have it; a quantised Linear has no parameters
+    out: list = [None] * len(features)
+    if states is not None:
+        states[:] = [None] * len(features)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    t0, tokens = time.perf_counter(), sum(len(f["input_ids"]) for f in features)
+    for idx, batch in padded_batches(features, batch_size):
         batch = {k: v.to(device) for k, v in batch.items()}
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             result = model(**batch, output_hidden_states=True) if states is not None else model(**batch)

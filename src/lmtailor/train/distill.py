@@ -50,7 +50,7 @@ from lmtailor.corpus.source import iter_texts
 from lmtailor.errors import ConfigError, EmptyInputError, InputFormatError
 from lmtailor.models.dropout import set_dropout
 from lmtailor.models.loading import load_pretrained
-from lmtailor.models.task_folder import load_task_model
+from lmtailor.models.task_folder import fused_refusal, is_fused, load_task_model
 from lmtailor.tasks.align import IGNORE, Encoded, encode_cls, encode_ner
 from lmtailor.tasks.inference import forward
 from lmtailor.train.config import DistillConfig
@@ -434,6 +434,8 @@ def run_distill(config: DistillConfig, callbacks: Sequence = ()) -> Path:
         return run_search(config, run_distill)
     t0 = time.perf_counter()
     precision = preflight(config)
+    if is_fused(config.teacher):
+        raise ConfigError(fused_refusal(config.teacher, distill=True))
     train, dev, test = read_splits(config)
     teacher, ttok, tspec = load_task_model(config.teacher)
     if torch.cuda.is_available() and isinstance(teacher, torch.nn.Module):  # the one teacher pass, on this rank's GPU

@@ -28,6 +28,7 @@ import torch
 
 from lmtailor.errors import ConfigError
 from lmtailor.tasks.align import IGNORE
+from lmtailor.tasks.inference import padded_batches
 from lmtailor.tasks.target import parse_metric
 
 log = logging.getLogger(__name__)
@@ -66,20 +67,9 @@ def frozen_states(model, features: list[dict], task: str, precision: str, batch_
     model.to(device).eval()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     states, labels, where = [], [], []
     with torch.no_grad(), autocast:
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            width = max(len(features[i]["input_ids"]) for i in idx)
-            batch = {"input_ids": torch.zeros(len(idx), width, dtype=torch.long),
-                     "attention_mask": torch.zeros(len(idx), width, dtype=torch.long)}  # fmt: skip
-            if "token_type_ids" in features[idx[0]]:
-                batch["token_type_ids"] = torch.zeros(len(idx), width, dtype=torch.long)
-            for r, i in enumerate(idx):
-                n = len(features[i]["input_ids"])
-                for key in batch:
-                    batch[key][r, :n] = torch.tensor(features[i][key])
+        for idx, batch in padded_batches(features, batch_size):
             hidden = encoder(**{k: v.to(device) for k, v in batch.items()}).last_hidden_state.float()
             for r, i in enumerate(idx):
                 if task == "cls":
