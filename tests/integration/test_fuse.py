@@ -85,6 +85,7 @@ def test_the_fused_folder_answers_as_its_parts_fused_by_hand(parts, tmp_path):
     accuracy = float(np.mean([p == g for p, g in zip(predicted, gold, strict=True)]))
     assert manifest["metrics"]["test"]["accuracy"] == pytest.approx(accuracy, abs=1e-4)
     assert manifest["metrics"]["test"]["baseline_ms_per_example"] > 0
+    assert 0 < manifest["metrics"]["baseline"]["p50_ms_batch1"] < 1e3
     records = list(predict(out, texts[:5]))
     assert [r["label"] for r in records] == predicted[:5]
     assert [r["score"] for r in records] == pytest.approx(expected[:5].max(1), abs=1e-4)
@@ -175,8 +176,11 @@ def test_the_reports_row_of_a_pair_counts_both_halves():
 
     row = ModelRow("pair", "fuse", Path("/x/pair"), params=1000, size_mb=3.0, metric_name="accuracy", metric=0.9)
     manifest = {"inputs": {"model": {"path": "/x/int8"}},
-                "metrics": {"baseline_parameters": 500, "test": {"baseline_ms_per_example": 5.0}}}  # fmt: skip
-    _fused_row(row, Folder("pair", Path("/x/pair"), "fuse", manifest),
-               {str(Path("/x/int8").resolve()): {"throughput": 100.0, "runtime": "onnx-int8"}})  # fmt: skip
-    # 10 ms a text in the model (100/s at batch 32) and 5 ms in the baseline: 15 ms a text, 66.7 texts a second.
-    assert (row.params, row.throughput, row.runtime) == (1500, 66.7, "onnx-int8 + n-gram baseline")
+                "metrics": {"baseline_parameters": 500, "baseline": {"p50_ms_batch1": 0.25},
+                            "test": {"baseline_ms_per_example": 5.0}}}  # fmt: skip
+    bench = {"throughput": 100.0, "runtime": "onnx-int8", "p50_ms": 4.5}
+    _fused_row(row, Folder("pair", Path("/x/pair"), "fuse", manifest), {str(Path("/x/int8").resolve()): bench})
+    # 10 ms a text in the model (100/s at batch 32) and 5 ms in the baseline: 15 ms a text, 66.7 texts a second;
+    # one request: 4.5 ms in the model and 0.25 in the baseline.
+    assert (row.params, row.throughput, row.p50_ms) == (1500, 66.7, 4.75)
+    assert row.runtime == "onnx-int8 + n-gram baseline"

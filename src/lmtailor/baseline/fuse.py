@@ -88,6 +88,11 @@ def run_fuse(config: FuseConfig) -> Path:
         spec.metric = chosen["metric"]
         spec.save(out.dir)
         fused, ftok, fspec = load_task_model(out.dir, fused=True)  # score what ships, not the parts
+        # What the baseline adds to one request (a server's batch 1), the report's p50 beside bench's of the model.
+        one = [
+            fspec.fused.apply(np.asarray(probs[i : i + 1]), texts[i : i + 1])[1] for i in range(min(100, len(texts)))
+        ]
+        stored["p50_ms_batch1"] = round(1e3 * float(np.median(one)), 3)
         baseline_manifest = read_manifest(Path(config.baseline))
         fitted = baseline_manifest.get("metrics", {})
         out.metrics.update({"fusion": chosen, "baseline": stored, "sklearn": fitted.get("sklearn"),

@@ -180,18 +180,21 @@ def model_rows(folders: list[Folder]) -> list[ModelRow]:
 
 def _fused_row(row: ModelRow, f: Folder, benches: dict[str, dict]) -> None:
     """A model fused with its n-gram baseline (`lmtailor fuse`): both count in its parameters, and its throughput
-    is the benched model's with the baseline's time per text (measured by the fuse stage) added: bench times token
-    batches and cannot run the baseline, which reads text."""
+    is the benched model's with the baseline's time per text (measured by the fuse stage) added, and so is its p50
+    at batch 1: bench times token batches and cannot run the baseline, which reads text."""
     metrics = f.manifest.get("metrics", {})
     if row.params is not None and metrics.get("baseline_parameters"):
         row.params += int(metrics["baseline_parameters"])
     source = str(Path(f.manifest.get("inputs", {}).get("model", {}).get("path", "")).resolve())
     bench = benches.get(source) or {}
     per_text_ms = (metrics.get("test") or metrics.get("dev") or {}).get("baseline_ms_per_example")
+    one_ms = metrics.get("baseline", {}).get("p50_ms_batch1")
     row.runtime = "model + n-gram baseline"
     if bench.get("throughput") and per_text_ms is not None:
         row.throughput = round(1 / (1 / bench["throughput"] + per_text_ms / 1e3), 1)
-        row.runtime = f"{bench.get('runtime')} + n-gram baseline"  # no p50: the baseline was timed at batch 64
+        row.runtime = f"{bench.get('runtime')} + n-gram baseline"
+    if bench.get("p50_ms") is not None and one_ms is not None:  # batch 1: the model's median plus the baseline's
+        row.p50_ms = round(bench["p50_ms"] + one_ms, 2)
 
 
 def baseline_row(folders: list[Folder]) -> ModelRow | None:
