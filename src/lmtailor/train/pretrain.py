@@ -52,7 +52,7 @@ from lmtailor.train.config import PretrainConfig
 from lmtailor.train.mlm_data import IGNORE, PackedMLMStream, masking_spec, unit_splitter
 from lmtailor.train.precision import resolve_precision
 from lmtailor.train.progress import quiet_trainer
-from lmtailor.train.task_training import JsonlLog  # the same metrics.jsonl log as fine-tuning
+from lmtailor.train.task_training import JsonlLog, prepare_checkpoints  # the same checkpoint folder and log as finetune
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +182,7 @@ def data_workers(config: PretrainConfig) -> int:
 
 
 def _checkpoints(config: PretrainConfig) -> Path:
+    """`.<out>.checkpoints`; resuming, refused when the run there had other settings."""
     out = Path(config.out_dir)
     ckpt = out.with_name(f".{out.name}.checkpoints")
     run_file = ckpt / "run.json"
@@ -195,12 +196,13 @@ def _checkpoints(config: PretrainConfig) -> Path:
                 f"cannot resume from {ckpt}: its run had other settings ({', '.join(changed)}). Resume with the "
                 "same settings, or drop --resume to start over (which deletes those checkpoints)."
             )
-    elif ckpt.exists() and not config.resume:
-        shutil.rmtree(ckpt)
-    ckpt.mkdir(parents=True, exist_ok=True)
-    if not run_file.is_file():
-        write_json(run_file, fp)
     return ckpt
+
+
+def _write_run_file(config: PretrainConfig, ckpt: Path) -> None:
+    """The run's settings (`run.json`), which `--resume` checks; written once, by the run that started."""
+    if not (ckpt / "run.json").is_file():
+        write_json(ckpt / "run.json", fingerprint(config))
 
 
 def latest_complete_checkpoint(ckpt: Path) -> Path | None:
@@ -382,6 +384,7 @@ def run_pretrain(config: PretrainConfig) -> Path:
     check_compatible(config, tokenizer, model)
     ckpt = _checkpoints(config)
     args = _training_args(config, ckpt, precision, shards=collator is not default_data_collator)
+    prepare_checkpoints(ckpt, args, config.resume, lambda: _write_run_file(config, ckpt))
     if args.dataloader_num_workers:  # the workers tokenise one chunk each at a time; no Rust threads needed
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     callbacks: list = [JsonlLog(ckpt / "metrics.jsonl")]

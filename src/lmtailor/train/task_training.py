@@ -41,6 +41,19 @@ def checkpoint_dir(config: FinetuneConfig) -> Path:
     return out.with_name(f".{out.name}.checkpoints")
 
 
+def prepare_checkpoints(ckpt: Path, args: TrainingArguments, resume: bool, then=None) -> None:
+    """Empty `ckpt` (unless resuming) and create it, then call `then()`, in the main process alone while the
+    others wait at a barrier: under torchrun every rank runs the stage, and a rank emptying the folder while the
+    main one writes in it loses that file."""
+    with args.main_process_first(local=False, desc="checkpoint folder"):
+        if args.process_index == 0:
+            if ckpt.exists() and not resume:
+                shutil.rmtree(ckpt)
+            ckpt.mkdir(parents=True, exist_ok=True)
+            if then is not None:
+                then()
+
+
 def _read(config: FinetuneConfig, path: Path):
     return config.read_task(config.task, path)
 
@@ -171,10 +184,8 @@ def trainer_setup(config: FinetuneConfig, precision: str, has_dev: bool) -> tupl
     """The checkpoint folder (emptied unless resuming), the Trainer's arguments and its callbacks."""
     metric = parse_metric(config.metric, config.task).log_key
     ckpt = checkpoint_dir(config)
-    if ckpt.exists() and not config.resume:
-        shutil.rmtree(ckpt)
-    ckpt.mkdir(parents=True, exist_ok=True)
     args = training_args(config, ckpt, precision, has_dev, f"eval_{metric}")
+    prepare_checkpoints(ckpt, args, config.resume)
     callbacks: list = [JsonlLog(ckpt / "metrics.jsonl")]
     if has_dev and config.patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.patience))

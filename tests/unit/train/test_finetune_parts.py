@@ -26,6 +26,28 @@ def test_ner_label_list_and_checkpoint_dir(tmp_path: Path):
     assert checkpoint_dir(cfg) == tmp_path / ".out.checkpoints"
 
 
+def test_only_the_main_process_empties_the_checkpoint_folder(tmp_path: Path):
+    # Under torchrun every rank runs the stage; a replica that emptied the folder while rank 0 wrote run.json in
+    # it lost that file (seen in test_shards' torchrun test). Replicas now wait and touch nothing.
+    import contextlib
+    from types import SimpleNamespace
+
+    from lmtailor.train.task_training import prepare_checkpoints
+
+    ckpt, written = tmp_path / ".out.checkpoints", []
+    ckpt.mkdir()
+    (ckpt / "old.json").write_text("{}")
+    for rank in (1, 0):
+        args = SimpleNamespace(process_index=rank, main_process_first=lambda **_: contextlib.nullcontext())
+        prepare_checkpoints(ckpt, args, resume=False, then=lambda r=rank: written.append(r))
+        assert (ckpt / "old.json").exists() == (rank == 1)
+    assert written == [0] and ckpt.is_dir()
+    (ckpt / "checkpoint-5").mkdir()
+    prepare_checkpoints(ckpt, SimpleNamespace(process_index=0, main_process_first=lambda **_: contextlib.nullcontext()),
+                        resume=True)  # fmt: skip
+    assert (ckpt / "checkpoint-5").is_dir()  # resuming keeps what is there
+
+
 def test_label_smoothing_goes_to_the_trainer_unless_the_weighted_loss_applies_it(tmp_path: Path):
     from lmtailor.train.task_training import training_args
 
